@@ -1,0 +1,3 @@
+"""vaebook: the library behind the book on latent generative models of MNIST."""
+
+__version__ = "0.1.0"
