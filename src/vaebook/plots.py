@@ -1,0 +1,138 @@
+"""Figures for the book: image grids, latent scatter plots, and GIF animations over training."""
+
+from __future__ import annotations
+
+import io
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+DIGIT_COLORS = plt.get_cmap("tab10")
+
+
+def _images_np(images: torch.Tensor | np.ndarray) -> np.ndarray:
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.ndim == 4:
+        arr = arr[:, 0]
+    return arr
+
+
+def grid_array(images: torch.Tensor | np.ndarray, nrow: int, pad: int = 2) -> np.ndarray:
+    """Tile (N, [1,] H, W) images into one 2-D array, ``nrow`` images per row."""
+    arr = _images_np(images)
+    n, h, w = arr.shape
+    ncol = nrow
+    nrows = int(np.ceil(n / ncol))
+    out = np.ones((nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    for i in range(n):
+        r, c = divmod(i, ncol)
+        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
+    return out
+
+
+def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 10, ax=None, title: str | None = None):
+    """Show images as one grid (white gaps, black digits on white background as in print)."""
+    if ax is None:
+        n = len(images)
+        rows = int(np.ceil(n / nrow))
+        _, ax = plt.subplots(figsize=(nrow * 0.5 + 0.2, rows * 0.5 + 0.4))
+    ax.imshow(1 - grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+def project_2d(z: torch.Tensor | np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
+    """2-D view of latent codes: as is for d = 2, the first two principal components otherwise."""
+    from sklearn.decomposition import PCA
+
+    z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
+    if z.shape[1] == 1:
+        return np.c_[z[:, 0], np.zeros(len(z))], "z"
+    if z.shape[1] == 2:
+        return z, "z"
+    pca = PCA(n_components=2, random_state=seed).fit(z)
+    share = pca.explained_variance_ratio_.sum()
+    return pca.transform(z), f"PCA ({share:.0%} of variance)"
+
+
+def latent_scatter(z, labels, ax=None, title: str | None = None, s: float = 3, legend: bool = True,
+                   limits: tuple[float, float, float, float] | None = None):
+    """Scatter of latent codes coloured by digit (PCA for more than two dimensions)."""
+    xy, how = project_2d(z)
+    labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.2))
+    for d in np.unique(labels):
+        m = labels == d
+        ax.scatter(xy[m, 0], xy[m, 1], s=s, color=DIGIT_COLORS(int(d) % 10), label=str(d), alpha=0.7,
+                   linewidths=0, rasterized=True)
+    if limits is not None:
+        ax.set_xlim(limits[0], limits[1])
+        ax.set_ylim(limits[2], limits[3])
+    ax.set_xlabel(f"{how}: 1" if how != "z" else "$z_1$")
+    ax.set_ylabel(f"{how}: 2" if how != "z" else "$z_2$")
+    if title:
+        ax.set_title(title, fontsize=10)
+    if legend:
+        ax.legend(markerscale=4, fontsize=7, ncol=2, frameon=False, loc="best")
+    return ax
+
+
+def figure_to_array(fig) -> np.ndarray:
+    fig.canvas.draw()
+    arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return arr
+
+
+def gif_bytes(frames: Sequence[np.ndarray], duration_ms: int = 400, loop: int = 0) -> bytes:
+    """Encode RGB (H, W, 3) uint8 frames, or grey (H, W) floats in [0, 1], as an animated GIF."""
+    images = []
+    for f in frames:
+        if f.dtype != np.uint8:
+            f = (np.clip(f, 0, 1) * 255).astype(np.uint8)
+        images.append(Image.fromarray(f))
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms,
+                   loop=loop, optimize=False)
+    return buf.getvalue()
+
+
+def latent_gif(codes_per_epoch: Sequence[torch.Tensor], labels, title: str = "", duration_ms: int = 500) -> bytes:
+    """One frame per epoch of the latent codes coloured by digit, on fixed axes for the whole run."""
+    projected = [project_2d(z)[0] for z in codes_per_epoch]
+    allxy = np.concatenate(projected)
+    lo, hi = np.percentile(allxy, 0.5, axis=0), np.percentile(allxy, 99.5, axis=0)
+    margin = 0.05 * (hi - lo)
+    limits = (lo[0] - margin[0], hi[0] + margin[0], lo[1] - margin[1], hi[1] + margin[1])
+    frames = []
+    for epoch, z in enumerate(codes_per_epoch, start=1):
+        fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+        latent_scatter(z, labels, ax=ax, limits=limits,
+                       title=f"{title} epoch {epoch}".strip())
+        fig.tight_layout()
+        frames.append(figure_to_array(fig))
+    return gif_bytes(frames, duration_ms)
+
+
+def reconstruction_gif(recons_per_epoch: Sequence[torch.Tensor], originals: torch.Tensor, nrow: int = 8,
+                       scale: int = 3, duration_ms: int = 500) -> bytes:
+    """Frames of [originals; reconstructions at epoch e], enlarged ``scale`` times."""
+    top = grid_array(originals, nrow)
+    frames = []
+    for recon in recons_per_epoch:
+        frame = 1 - np.concatenate([top, grid_array(recon, nrow)], axis=0)
+        frames.append(np.kron(frame, np.ones((scale, scale), dtype=np.float32)))
+    return gif_bytes(frames, duration_ms)
+
+
+def show_gif(payload: bytes):
+    """Display GIF bytes in a notebook (embedded, so the built book needs no extra files)."""
+    from IPython.display import Image as IPyImage
+
+    return IPyImage(data=payload, format="gif")
