@@ -95,7 +95,7 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
                                                 "language": "python"})
     parameters = {"profile": profile, **(params or {})}
     target = out_dir / f"{name}.ipynb"
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".executing-") as tmp:
         src_nb = Path(tmp) / f"{name}.source.ipynb"
         out_nb = Path(tmp) / f"{name}.ipynb"
         nbformat.write(notebook, src_nb)
