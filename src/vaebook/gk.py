@@ -35,10 +35,15 @@ quantile distributions", Computational Statistics & Data Analysis 55) draws :mat
 :class:`MultivariateGK`.
 
 Fitting (:func:`fit_lm`, :func:`fit_quantiles`, :func:`fit_multivariate_lm`) is least squares on
-quantiles, started from the closed-form octile estimator (:func:`octile_estimate`).
+quantile residuals (by default weighted by the inverse standard deviation of each empirical quantile),
+solved by MINPACK Levenberg–Marquardt and started from the closed-form octile estimator
+(:func:`octile_estimate`); the correlation comes from the normal scores of the fitted margins.
 
-Everything in the distribution part is pure torch and differentiable in ``x`` and the four parameters (the
-flows and priors elsewhere in the library rely on that); the fitting part uses numpy and scipy.
+The distribution functions take and return torch tensors and are differentiable in ``x`` and the four
+parameters (the flows and priors elsewhere in the library rely on that). The root finding behind
+:func:`inverse` runs without autograd (in numpy for CPU tensors, in torch elsewhere) and the gradients
+come from one final Newton step taken with autograd (implicit differentiation). The fitting uses numpy
+and scipy.
 """
 
 from __future__ import annotations
@@ -46,27 +51,32 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 import numpy as np
 import torch
+from scipy.special import ndtr as _ndtr
+from scipy.special import ndtri
 from torch.distributions import Distribution, constraints
 
 __all__ = [
     "C_DEFAULT", "quantile", "quantile_dz", "log_quantile_dz", "inverse", "cdf", "icdf", "log_prob", "sample",
-    "validate_params", "validate_correlation", "MultivariateGK", "GKFit", "MultivariateGKFit",
-    "octile_estimate", "fit_quantiles", "fit_lm", "fit_multivariate_lm", "nearest_correlation",
+    "validate_params", "is_valid", "validate_correlation", "MultivariateGK", "GKFit", "MultivariateGKFit",
+    "octile_estimate", "fit_quantiles", "fit_lm", "fit_multivariate_lm", "nearest_correlation", "recovery_study",
 ]
 
 C_DEFAULT = 0.8
-#: Largest |z| the inverse searches. Q(±1e150) covers every finite x except for k within ~1e-3 of -1/2
-#: (where Q grows like |z|^(2k+1)); beyond it the root is reported as ±inf (so F(x) is 0 or 1 and the
-#: density 0, which is what they are in float64 anyway: Phi(-38) already underflows).
+#: Largest |z| the inverse searches. For k >= 0 Q(±1e150) exceeds any float; near k = -1/2, where Q grows
+#: only like |z|^(2k+1), it does not (k = -0.49 reaches |x - A| ~ 1000 B). Beyond it the root is reported
+#: as ±inf, so F(x) is 0 or 1 and the density 0, which is what they are in float64 anyway (Phi(-38)
+#: already underflows).
 Z_MAX = 1e150
 _W_MAX = math.asinh(Z_MAX)
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-_N_BISECT = 12         # bisection steps in w = asinh(z) on [-W_MAX, W_MAX]: bracket width 0.17 in w
-_NEWTON_TOL = 1e-12    # stop when a Newton step in w is below this (relative to 1 + |w|)
+_W_INNER = math.asinh(50.0)  # generic path: first bracket [-W_INNER, W_INNER], else out to ±W_MAX
+_N_BISECT = 12         # generic path: bisection steps in w = asinh(z) on that bracket
+_NEWTON_TOL = 1e-13    # stop when a Newton step (or the bracket) in w is below this (+ 4 ulp of w)
 _NEWTON_MAX_ITER = 100
 
 
@@ -104,7 +114,7 @@ def _promote(*ts: torch.Tensor) -> torch.dtype:
 
 def _q(z, A, B, g, k, c):
     # (1+z^2)^k as exp(k log1p(z^2)): no overflow of z^2 before |z| ~ 1e154, smooth gradient in k.
-    return A + B * (1.0 + c * torch.tanh(0.5 * g * z)) * torch.exp(k * torch.log1p(z * z)) * z
+    return _q_x(z, A, B, g, k, c, _TORCH)
 
 
 def _bracket_term(z, g, k, c):
@@ -133,14 +143,29 @@ def _log_dq(z, B, g, k, c):
 
 # u = g z / 2 grid for the Q' > 0 check: only u < 0 can make T negative (for u >= 0 and k >= -1/2 both
 # terms are >= 0). Log-spaced from 1e-4 to 40 (sech^2 40 ~ 1e-34) with 0.9 % spacing, plus a z grid that
-# covers g = 0 and anything the u grid might miss.
-_U_GRID = -torch.logspace(-4.0, math.log10(40.0), 1500, dtype=torch.float64)
-_Z_GRID = torch.sinh(torch.linspace(-12.0, 12.0, 1201, dtype=torch.float64))
+# covers g = 0 and anything the u grid might miss. Done in numpy: it is tiny, and torch's thread pool
+# costs more than the arithmetic on a busy machine.
+_U_GRID = -np.logspace(-4.0, math.log10(40.0), 1500)
+_Z_GRID = np.sinh(np.linspace(-12.0, 12.0, 1201))
 
 
-def _describe(t: torch.Tensor) -> str:
-    t = t.detach()
-    return f"{t.item():g}" if t.numel() == 1 else f"tensor of shape {tuple(t.shape)}"
+def _bracket_term_np(z, g, k, c):
+    u = 0.5 * g * z
+    e = np.exp(-2.0 * np.abs(u))
+    return (1.0 + c * np.tanh(u)) * ((2.0 * k + 1.0) - 2.0 * k / (1.0 + z * z)) + c * u * 4.0 * e / (1.0 + e) ** 2
+
+
+def _np64(v: Any, name: str) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        return v.detach().to(torch.float64).cpu().numpy()
+    try:
+        return np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"g-and-k parameter {name} must be a number, an array or a tensor, got {v!r}") from err
+
+
+def _describe(t: np.ndarray) -> str:
+    return f"{t.item():g}" if t.size == 1 else f"an array of shape {t.shape}"
 
 
 def validate_params(A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> None:
@@ -149,41 +174,69 @@ def validate_params(A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> None:
     Rules: all finite; ``B > 0``; ``k >= -0.5``; ``0 <= c < 1``; and ``Q'(z) > 0`` on a dense grid (the
     numerical check of Prangle's R package ``gk``, ``isValid``). With c = 0.8, ``k >= 0`` is always valid;
     ``k < 0`` fails for small non-zero ``|g|`` (the dip of ``c u sech^2 u`` at ``z ~ -2/g`` where
-    ``(1+(2k+1)z^2)/(1+z^2)`` has fallen to ~2k+1). Tensors are checked elementwise (after broadcasting).
+    ``(1+(2k+1)z^2)/(1+z^2)`` has fallen to ~2k+1). Arrays and tensors are checked elementwise.
     """
-    A, B, g, k, c = _tensors(A=A, B=B, g=g, k=k, c=c)
-    A, B, g, k, c = (t.detach().to(torch.float64).cpu() for t in (A, B, g, k, c))
+    A, B, g, k, c = (_np64(v, name) for v, name in ((A, "A"), (B, "B"), (g, "g"), (k, "k"), (c, "c")))
     for name, t in (("A", A), ("B", B), ("g", g), ("k", k), ("c", c)):
-        if not torch.isfinite(t).all():
+        if not np.isfinite(t).all():
             raise ValueError(f"g-and-k parameter {name} must be finite, got {_describe(t)} with "
-                             f"{int((~torch.isfinite(t)).sum())} NaN/inf value(s)")
+                             f"{int((~np.isfinite(t)).sum())} NaN/inf value(s)")
     if (B <= 0).any():
-        raise ValueError(f"g-and-k parameter B (scale) must be > 0, got min B = {B.min().item():g}")
+        raise ValueError(f"g-and-k parameter B (scale) must be > 0, got min B = {B.min():g}")
     if (k < -0.5).any():
-        raise ValueError(f"g-and-k parameter k (tail weight) must be >= -0.5, got min k = {k.min().item():g}")
+        raise ValueError(f"g-and-k parameter k (tail weight) must be >= -0.5, got min k = {k.min():g}")
     if ((c < 0) | (c >= 1)).any():
         raise ValueError(f"g-and-k parameter c must be in [0, 1) (conventionally 0.8), got {_describe(c)}")
     try:
-        g, k, c = torch.broadcast_tensors(g, k, c)
-    except RuntimeError as err:
-        raise ValueError(f"g-and-k parameters g, k, c do not broadcast: shapes {tuple(g.shape)}, "
-                         f"{tuple(k.shape)}, {tuple(c.shape)}") from err
-    gkc = torch.unique(torch.stack([g.reshape(-1), k.reshape(-1), c.reshape(-1)], dim=-1), dim=0)
-    for chunk in torch.split(gkc, 2048):
-        gg, kk, cc = (chunk[:, i:i + 1] for i in range(3))
+        g, k, c = np.broadcast_arrays(g, k, c)
+    except ValueError as err:
+        raise ValueError(f"g-and-k parameters g, k, c do not broadcast: shapes {g.shape}, {k.shape}, "
+                         f"{c.shape}") from err
+    tmin, zmin = _min_bracket_term(g, k, c)
+    bad = ~(tmin > 0)
+    if bad.any():
+        j = int(np.flatnonzero(bad.ravel())[0])
+        gj, kj, cj, zj = g.ravel()[j], k.ravel()[j], c.ravel()[j], zmin.ravel()[j]
+        raise ValueError(
+            f"g-and-k parameters (g={gj:g}, k={kj:g}, c={cj:g}) are invalid: Q'(z) <= 0 near z = {zj:.3g}, so "
+            f"Q is not monotone and there is no density. For k < 0 small non-zero |g| is invalid (with c=0.8: "
+            f"|g| <= ~1.9 at k=-0.1, ~6.5 at k=-0.5); use k >= 0, g = 0, or a larger |g|.")
+
+
+def _min_bracket_term(g: np.ndarray, k: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Minimum over the check grid of T(z) = Q'(z) / (B (1+z^2)^k), and where it is, for each element of
+    the (broadcast, same-shape) g, k, c. Computed once per distinct (g, k, c)."""
+    gkc, inv = np.unique(np.stack([g.ravel(), k.ravel(), c.ravel()], axis=-1), axis=0, return_inverse=True)
+    tmin = np.empty(len(gkc))
+    zmin = np.empty(len(gkc))
+    for s in range(0, len(gkc), 256):
+        gg, kk, cc = (gkc[s:s + 256, i:i + 1] for i in range(3))
         nz = gg != 0
-        z_u = torch.where(nz, 2.0 * _U_GRID / torch.where(nz, gg, 1.0), 0.0)
-        z_all = torch.cat([z_u, _Z_GRID.expand(len(chunk), -1)], dim=1)
-        T = _bracket_term(z_all, gg, kk, cc)
-        tmin, imin = T.min(dim=1)
-        bad = ~(tmin > 0)
-        if bad.any():
-            j = int(torch.nonzero(bad)[0])
-            raise ValueError(
-                f"g-and-k parameters (g={gg[j].item():g}, k={kk[j].item():g}, c={cc[j].item():g}) are invalid: "
-                f"Q'(z) <= 0 near z = {z_all[j, imin[j]].item():.3g}, so Q is not monotone and there is no "
-                f"density. For k < 0 small non-zero |g| is invalid (with c=0.8: |g| <= ~1.9 at k=-0.1, "
-                f"~6.5 at k=-0.5); use k >= 0, g = 0, or a larger |g|.")
+        z_u = np.where(nz, 2.0 * _U_GRID / np.where(nz, gg, 1.0), 0.0)
+        z_all = np.concatenate([z_u, np.broadcast_to(_Z_GRID, (len(gg), _Z_GRID.size))], axis=1)
+        with np.errstate(over="ignore", under="ignore"):
+            T = _bracket_term_np(z_all, gg, kk, cc)
+        imin = T.argmin(axis=1)
+        rows = np.arange(len(gg))
+        tmin[s:s + 256], zmin[s:s + 256] = T[rows, imin], z_all[rows, imin]
+    inv = inv.reshape(-1)
+    return tmin[inv].reshape(g.shape), zmin[inv].reshape(g.shape)
+
+
+def is_valid(A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> np.ndarray:
+    """Elementwise version of :func:`validate_params`: a boolean array (broadcast shape), True where the
+    parameters define a g-and-k distribution (finite, B > 0, k >= -1/2, 0 <= c < 1, Q' > 0 on the grid)."""
+    A, B, g, k, c = np.broadcast_arrays(*(_np64(v, n) for v, n in ((A, "A"), (B, "B"), (g, "g"), (k, "k"),
+                                                                     (c, "c"))))
+    shape = A.shape
+    A, B, g, k, c = (np.atleast_1d(a).ravel() for a in (A, B, g, k, c))
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(A) & np.isfinite(B) & np.isfinite(g) & np.isfinite(k) & np.isfinite(c)
+        ok &= (B > 0) & (k >= -0.5) & (c >= 0) & (c < 1)
+    if ok.any():
+        tmin, _ = _min_bracket_term(g[ok], k[ok], c[ok])
+        ok[ok] = tmin > 0
+    return ok.reshape(shape)
 
 
 def validate_correlation(R: Any) -> torch.Tensor:
@@ -236,75 +289,221 @@ def log_quantile_dz(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) 
     return _log_dq(z, B, g, k, c)
 
 
-@torch.no_grad()
-def _solve(x: torch.Tensor, A, B, g, k, c) -> torch.Tensor:
-    """Root of Q(z) = x, float64, no autograd. Returns a tensor of the broadcast shape.
+# The root finder is written once for two array libraries. On the CPU it runs in numpy: single-threaded
+# SIMD transcendentals are 2-5x faster than torch's per element here, and numpy has no thread pool, whose
+# per-operation parallel regions can each stall for a scheduler time slice on a busy shared machine
+# (measured: 0.3 s vs 3-20 s for 10^6 points). On other devices it runs in torch.
+_NP = SimpleNamespace(sinh=np.sinh, cosh=np.cosh, tanh=np.tanh, exp=np.exp, log1p=np.log1p, abs=np.abs, sign=np.sign,
+                      where=np.where, full_like=np.full_like, clip=np.clip, flatnonzero=np.flatnonzero,
+                      searchsorted=lambda a, v: np.searchsorted(a, v, side="right"))
+_TORCH = SimpleNamespace(sinh=torch.sinh, cosh=torch.cosh, tanh=torch.tanh, exp=torch.exp, log1p=torch.log1p,
+                         abs=torch.abs, sign=torch.sign, where=torch.where, full_like=torch.full_like, clip=torch.clamp,
+                         flatnonzero=lambda m: torch.nonzero(m).reshape(-1),
+                         searchsorted=lambda a, v: torch.searchsorted(a, v.contiguous(), right=True))
 
-    Method: 12 bisection steps in w = asinh(z) on [-asinh(1e150), asinh(1e150)] (every element at once),
-    then Newton in w safeguarded by the bracket (a step leaving it is replaced by the bracket's midpoint);
-    converged elements drop out of the working set. Working in w makes the far tails, where Q grows like
-    |z|^(2k+1) (very flat for k near -1/2), nearly linear, so Newton converges there too.
+
+def _q_x(z, A, B, g, k, c, xp):
+    return A + B * (1.0 + c * xp.tanh(0.5 * g * z)) * xp.exp(k * xp.log1p(z * z)) * z
+
+
+def _q_dqdw(w, A, B, g, k, c, xp):
+    """Q(sinh w) and dQ/dw = Q'(z) cosh w, sharing the expensive terms (the solver's inner loop)."""
+    z = xp.sinh(w)
+    z2 = z * z
+    u = 0.5 * g * z
+    t = xp.tanh(u)
+    P = xp.exp(k * xp.log1p(z2))
+    Q = A + B * (1.0 + c * t) * P * z
+    sech2 = 1.0 - t * t  # enough here: where it loses digits the term is negligible next to the first
+    h = (2.0 * k + 1.0) - 2.0 * k / (1.0 + z2)
+    dQ = B * P * ((1.0 + c * t) * h + c * u * sech2) * xp.cosh(w)
+    return Q, dQ
+
+
+def _support_edges(ps, zmax, xp):
+    """Q(-Z_MAX) and Q(Z_MAX); at k = -1/2 the exact edges of the bounded support, A - B(1 - c sgn g) and
+    A + B(1 + c sgn g), which Q(±Z_MAX) only approximates to rounding."""
+    A, B, g, k, c = ps
+    lo, hi = _q_x(-zmax, *ps, xp), _q_x(zmax, *ps, xp)
+    half = k == -0.5
+    sg = xp.sign(g)
+    return xp.where(half, A - B * (1.0 - c * sg), lo), xp.where(half, A + B * (1.0 + c * sg), hi)
+
+
+def _sub(p, keep):
+    return p if p.ndim == 0 else p[keep]
+
+
+def _newton_w(xa, pa, w, wl, wh, out, idx, xp):
+    """Bracketed Newton on F(w) = Q(sinh w) - x; writes sinh(root) into ``out[idx]``.
+
+    A step that leaves the bracket [wl, wh] (or is NaN) is replaced by the bracket's midpoint; elements
+    that converged (step below _NEWTON_TOL + 4 eps |w|, or bracket that narrow, or F == 0) leave the
+    working set, so a few slow far-tail elements do not keep the bulk iterating.
     """
-    shape = torch.broadcast_shapes(x.shape, A.shape, B.shape, g.shape, k.shape,
-                                   c.shape if isinstance(c, torch.Tensor) else ())
-    f64 = torch.float64
-    x = x.to(f64).expand(shape).reshape(-1)
-    ps = []
-    for p in (A, B, g, k, c):
-        p = p if isinstance(p, torch.Tensor) else torch.tensor(float(p), dtype=f64)
-        p = p.to(device=x.device, dtype=f64)
-        # scalars stay 0-dim (never copied or indexed); others are materialised at the full size
-        ps.append(p.reshape(()) if p.numel() == 1 else p.expand(shape).reshape(-1))
-    out = torch.full_like(x, float("nan"))
-
-    def sub(p, idx):
-        return p if p.dim() == 0 else p[idx]
-
-    zmax = torch.tensor(Z_MAX, dtype=f64, device=x.device)
-    qhi = _q(zmax, *ps)
-    qlo = _q(-zmax, *ps)
-    hi_out = (x > qhi) | (x == math.inf)
-    lo_out = (x < qlo) | (x == -math.inf)
-    out = torch.where(hi_out, math.inf, out)
-    out = torch.where(lo_out, -math.inf, out)
-    idx = torch.nonzero(~(hi_out | lo_out | torch.isnan(x))).reshape(-1)
-    if idx.numel() == 0:
-        return out.reshape(shape)
-    xa = x[idx]
-    pa = [sub(p, idx) for p in ps]
-    wl = torch.full_like(xa, -_W_MAX)
-    wh = torch.full_like(xa, _W_MAX)
-    for _ in range(_N_BISECT):
-        wm = 0.5 * (wl + wh)
-        up = _q(torch.sinh(wm), *pa) > xa
-        wh = torch.where(up, wm, wh)
-        wl = torch.where(up, wl, wm)
-    w = 0.5 * (wl + wh)
     for it in range(_NEWTON_MAX_ITER):
-        z = torch.sinh(w)
-        F = _q(z, *pa) - xa
-        dF = _dq(z, *pa) * torch.cosh(w)
-        wl = torch.where(F < 0, w, wl)
-        wh = torch.where(F > 0, w, wh)
+        F, dF = _q_dqdw(w, *pa, xp)
+        F = F - xa
+        wl = xp.where(F < 0, w, wl)
+        wh = xp.where(F > 0, w, wh)
         wn = w - F / dF
-        bad = ~((wn > wl) & (wn < wh))  # also catches NaN from inf/inf far out
-        wn = torch.where(bad, 0.5 * (wl + wh), wn)
+        # closed bracket: near the root F is rounding noise and w itself becomes a bracket end, so a strict
+        # test would reject the (tiny, correct) step; the test is False for NaN (inf/inf far out)
+        wn = xp.where((wn >= wl) & (wn <= wh), wn, 0.5 * (wl + wh))
         exact = F == 0
-        wn = torch.where(exact, w, wn)
-        scale = 1.0 + w.abs()
-        done = exact | ((wn - w).abs() <= _NEWTON_TOL * scale) | ((wh - wl) <= _NEWTON_TOL * scale)
-        if it == _NEWTON_MAX_ITER - 1:
-            done = torch.ones_like(done)
-        if bool(done.all()):
-            out[idx] = torch.sinh(wn)
-            break
+        wn = xp.where(exact, w, wn)
+        scale = _NEWTON_TOL + 4e-16 * xp.abs(w)
+        done = exact | (xp.abs(wn - w) <= scale) | ((wh - wl) <= scale)
+        if it == _NEWTON_MAX_ITER - 1 or bool(done.all()):
+            out[idx] = xp.sinh(wn)
+            return
         if bool(done.any()):
-            out[idx[done]] = torch.sinh(wn[done])
+            out[idx[done]] = xp.sinh(wn[done])
             keep = ~done
             idx, xa, wn, wl, wh = idx[keep], xa[keep], wn[keep], wl[keep], wh[keep]
-            pa = [sub(p, keep) for p in pa]
+            pa = [_sub(p, keep) for p in pa]
         w = wn
-    return out.reshape(shape)
+
+
+# w = asinh(z) nodes for the scalar-parameter path: step 0.01 for |z| <= sinh(6) ~ 200, then 0.5 out to
+# asinh(1e150). Cubic Hermite interpolation of the inverse between nodes is accurate to ~1e-8 in the
+# body, so bracketed Newton finishes in about two steps.
+_W_NODES = np.concatenate([np.linspace(-_W_MAX, -6.0, 681)[:-1], np.linspace(-6.0, 6.0, 1201),
+                           np.linspace(6.0, _W_MAX, 681)[1:]])
+# Elements per block of the scalar-parameter solver: keeps the temporaries in cache, and for torch below
+# its parallel grain size.
+_CHUNK = 1 << 14
+
+
+def _solve_scalar(x, ps, xp):
+    """Q^{-1} for a flat float64 ``x`` and 0-dim parameters: bracket by ``searchsorted`` on Q at the
+    nodes, start from cubic Hermite inverse interpolation, finish with bracketed Newton; in blocks."""
+    wg = _W_NODES if xp is _NP else torch.as_tensor(_W_NODES, device=x.device)
+    Qg, Dg = _q_dqdw(wg, *ps, xp)
+    edges = _support_edges(ps, xp.sinh(wg[-1]), xp)
+    out = xp.full_like(x, math.nan)
+    for s in range(0, x.shape[0], _CHUNK):
+        _solve_scalar_block(x[s:s + _CHUNK], ps, wg, Qg, Dg, edges, out[s:s + _CHUNK], xp)
+    return out
+
+
+def _solve_scalar_block(x, ps, wg, Qg, Dg, edges, out, xp) -> None:
+    # x at or beyond Q(±Z_MAX): the root is ±inf (and at the edge of a bounded support every far z solves
+    # Q(z) = x in float64; ±inf is the only answer that does not depend on the algorithm)
+    lo, hi = edges
+    out[x >= hi] = math.inf
+    out[x <= lo] = -math.inf
+    idx = xp.flatnonzero((x > lo) & (x < hi))
+    if idx.shape[0] == 0:
+        return
+    xa = x[idx]
+    j = xp.clip(xp.searchsorted(Qg, xa), 1, len(wg) - 1)
+    w0, w1, q0, q1, d0, d1 = wg[j - 1], wg[j], Qg[j - 1], Qg[j], Dg[j - 1], Dg[j]
+    dx = q1 - q0
+    t = (xa - q0) / dx
+    t2 = t * t
+    t3 = t2 * t
+    # inverse Hermite: w(x) has end slopes dw/dx = 1/(dQ/dw); in units of t they are dx/d
+    w = ((2 * t3 - 3 * t2 + 1) * w0 + (t3 - 2 * t2 + t) * (dx / d0) + (3 * t2 - 2 * t3) * w1
+         + (t3 - t2) * (dx / d1))
+    w = xp.where((w >= w0) & (w <= w1), w, 0.5 * (w0 + w1))
+    _newton_w(xa, ps, w, w0, w1, out, idx, xp)
+
+
+def _solve_generic(x, ps, xp):
+    """Q^{-1} with elementwise parameters (or few points): _N_BISECT bisection steps in w for all elements
+    at once, then bracketed Newton."""
+    zmax = np.float64(Z_MAX) if xp is _NP else torch.tensor(Z_MAX, dtype=x.dtype, device=x.device)
+    qlo, qhi = _support_edges(ps, zmax, xp)
+    out = xp.full_like(x, math.nan)
+    out[x >= qhi] = math.inf  # see _solve_scalar_block
+    out[x <= qlo] = -math.inf
+    idx = xp.flatnonzero((x > qlo) & (x < qhi))
+    if idx.shape[0] == 0:
+        return out
+    xa = x[idx]
+    pa = [_sub(p, idx) for p in ps]
+    # most points lie within |z| <= sinh(_W_INNER) ~ 50: bracket those there (12 halvings then leave a
+    # width of 0.002 in w), the rest in [W_INNER, W_MAX] on their side
+    w_in = np.float64(_W_INNER) if xp is _NP else torch.tensor(_W_INNER, dtype=x.dtype, device=x.device)
+    q_in_hi, q_in_lo = _q_x(xp.sinh(w_in), *pa, xp), _q_x(xp.sinh(-w_in), *pa, xp)
+    below, above = xa < q_in_lo, xa > q_in_hi
+    wl = xp.where(below, -_W_MAX, xp.where(above, _W_INNER, -_W_INNER))
+    wh = xp.where(above, _W_MAX, xp.where(below, -_W_INNER, _W_INNER))
+    for _ in range(_N_BISECT):
+        wm = 0.5 * (wl + wh)
+        up = _q_x(xp.sinh(wm), *pa, xp) > xa
+        wh = xp.where(up, wm, wh)
+        wl = xp.where(up, wl, wm)
+    _newton_w(xa, pa, 0.5 * (wl + wh), wl, wh, out, idx, xp)
+    return out
+
+
+def _numel(a, xp) -> int:
+    return a.size if xp is _NP else a.numel()
+
+
+def _solve_arrays(x, ps, shape, xp):
+    """Dispatch on the parameter layout. ``x`` and ``ps`` are float64 arrays of one library."""
+    n = math.prod(shape)
+    scalar = [_numel(p, xp) == 1 for p in ps]
+    if all(scalar) and n >= 512:  # below that the node table costs more than it saves
+        flat = _contig(xp_broadcast(x, shape, xp).reshape(-1), xp)
+        return _solve_scalar(flat, [p.reshape(()) for p in ps], xp).reshape(shape)
+    d = shape[-1] if shape else 1
+    if (len(shape) >= 2 and d <= 64 and n // d >= 512
+            and all(sc or tuple(p.shape) == (d,) for p, sc in zip(ps, scalar))):
+        xb = xp_broadcast(x, shape, xp)
+        out = np.empty(shape) if xp is _NP else torch.empty(shape, dtype=x.dtype, device=x.device)
+        for j in range(d):
+            pj = [p.reshape(()) if sc else p[j] for p, sc in zip(ps, scalar)]
+            out[..., j] = _solve_scalar(_contig(xb[..., j].reshape(-1), xp), pj, xp).reshape(shape[:-1])
+        return out
+    flat = [p.reshape(()) if sc else _contig(xp_broadcast(p, shape, xp).reshape(-1), xp) for p, sc in zip(ps, scalar)]
+    return _solve_generic(_contig(xp_broadcast(x, shape, xp).reshape(-1), xp), flat, xp).reshape(shape)
+
+
+def xp_broadcast(a, shape, xp):
+    return np.broadcast_to(a, shape) if xp is _NP else a.expand(shape)
+
+
+def _contig(a, xp):
+    return np.ascontiguousarray(a) if xp is _NP else a.contiguous()
+
+
+@torch.no_grad()
+def _solve(x: torch.Tensor, A, B, g, k, c) -> torch.Tensor:
+    """Root of Q(z) = x in float64 without autograd, shape = broadcast shape.
+
+    Scalar parameters: :func:`_solve_scalar` (node table + Hermite start + Newton). Parameters that vary
+    only along the last axis (the multivariate case, shape (d,)): the same per column. Otherwise
+    :func:`_solve_generic` (bisection in w = asinh z, then Newton). Newton runs in w, where the far tails
+    (Q ~ |z|^(2k+1), very flat for k near -1/2) are nearly linear. x beyond Q(±Z_MAX) gives ±inf, NaN
+    gives NaN. CPU tensors are solved in numpy, others in torch.
+    """
+    f64 = torch.float64
+    c = c if isinstance(c, torch.Tensor) else torch.tensor(float(c), dtype=f64)
+    ps = [p.detach().to(device=x.device, dtype=f64) for p in (A, B, g, k, c)]
+    x = x.detach().to(f64)
+    shape = tuple(torch.broadcast_shapes(x.shape, *(p.shape for p in ps)))
+    if x.device.type == "cpu" and _USE_NUMPY:
+        with np.errstate(all="ignore"):  # inf/NaN far out are expected and handled
+            out = _solve_arrays(x.numpy(), [p.numpy() for p in ps], shape, _NP)
+        return torch.from_numpy(np.ascontiguousarray(out))
+    return _solve_arrays(x, ps, shape, _TORCH)
+
+
+_USE_NUMPY = True  # the tests flip this to check the torch path too
+
+
+def _needs_grad(*ts) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad for t in ts)
+
+
+def _numpy_route(*ts) -> bool:
+    """No autograd needed and everything on the CPU: the whole computation can stay in numpy."""
+    return _USE_NUMPY and not _needs_grad(*ts) and all(
+        t.device.type == "cpu" for t in ts if isinstance(t, torch.Tensor))
 
 
 def _inverse64(x, A, B, g, k, c, validate: bool):
@@ -313,20 +512,17 @@ def _inverse64(x, A, B, g, k, c, validate: bool):
     if validate:
         validate_params(A, B, g, k, c)
     dtype = _promote(x, A, B, g, k)
-    zstar = _solve(x.detach(), A.detach(), B.detach(), g.detach(), k.detach(),
-                   c.detach() if isinstance(c, torch.Tensor) else c)
-    if not (torch.is_grad_enabled() and any(t.requires_grad for t in (x, A, B, g, k))
-            or (isinstance(c, torch.Tensor) and c.requires_grad)):
+    zstar = _solve(x, A, B, g, k, c)
+    if not _needs_grad(x, A, B, g, k, c):
         return zstar, dtype
     # Implicit differentiation: one Newton step from the detached root, z = z* - (Q(z*) - x)/Q'(z*),
     # has value z* (to rounding) and gradients dz/dx = 1/Q', dz/dθ = -(dQ/dθ)/Q' at the root. Elements
     # whose root is ±inf or NaN keep z* and get safe stand-ins so that no NaN leaks into the gradient.
     f64 = torch.float64
+    x64, A64, B64, g64, k64 = (t.to(f64) for t in (x, A, B, g, k))
     finite = torch.isfinite(zstar)
     zs = torch.where(finite, zstar, 0.0)
-    x64 = x.to(f64)
-    xs = torch.where(finite, x64, _q(zs, A.to(f64), B.to(f64), g.to(f64), k.to(f64), c).detach())
-    A64, B64, g64, k64 = (t.to(f64) for t in (A, B, g, k))
+    xs = torch.where(finite, x64, _q(zs, A64, B64, g64, k64, c).detach())
     step = zs - (_q(zs, A64, B64, g64, k64, c) - xs) / _dq(zs, A64, B64, g64, k64, c)
     return torch.where(finite, step, zstar), dtype
 
@@ -334,11 +530,15 @@ def _inverse64(x, A, B, g, k, c, validate: bool):
 def inverse(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
     r"""Normal score :math:`z = Q^{-1}(x)`, vectorised, float64 internally, with exact first derivatives.
 
-    The root is found under ``no_grad`` (bisection in :math:`w = \operatorname{asinh} z`, then bracketed
-    Newton; relative accuracy ~1e-12 for :math:`|z| \le 10^{150}`), then one Newton step with autograd on
+    The root is found without autograd, in :math:`w = \operatorname{asinh} z`: a bracket and a cubic-Hermite
+    start from a table of Q (scalar parameters; bisection otherwise), then bracketed Newton, to about 1e-13
+    in w, i.e. relative 1e-13 in z for :math:`|z| > 1` (checked for :math:`|z| \le 10^{6}` in the tests,
+    searched up to :math:`10^{150}`). Then one Newton step with autograd on
     gives :math:`\partial z/\partial x = 1/Q'(z)` and :math:`\partial z/\partial\theta = -\partial_\theta
-    Q / Q'`. ``x`` beyond :math:`Q(\pm 10^{150})` (only reachable for bounded support, :math:`k = -1/2`, or
-    :math:`k` within ~1e-3 of it) gives :math:`\pm\infty`. Returns the promoted dtype of the inputs.
+    Q / Q'`. ``x`` beyond :math:`Q(\pm 10^{150})` gives :math:`\pm\infty` (reachable only near
+    :math:`k = -1/2`, where Q grows like :math:`|z|^{2k+1}`: outside the bounded support at :math:`k = -1/2`,
+    or e.g. beyond :math:`|x - A| \approx 1000 B` at :math:`k = -0.49`). Returns the promoted dtype of the
+    inputs.
     """
     z, dtype = _inverse64(x, A, B, g, k, c, validate)
     return z.to(dtype)
@@ -347,6 +547,8 @@ def inverse(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, valid
 def cdf(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
     r"""CDF :math:`F(x) = \Phi(Q^{-1}(x))`."""
     z, dtype = _inverse64(x, A, B, g, k, c, validate)
+    if not z.requires_grad and z.device.type == "cpu":
+        return torch.from_numpy(_ndtr(z.numpy())).to(dtype)  # numpy: see _solve on thread pools
     return torch.special.ndtr(z).to(dtype)
 
 
@@ -362,11 +564,20 @@ def log_prob(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, vali
     Differentiable in ``x`` and the parameters (see :func:`inverse`); ``-inf`` outside a bounded support.
     """
     z, dtype = _inverse64(x, A, B, g, k, c, validate)
-    _, A, B, g, k = _tensors(x=0.0, A=A, B=B, g=g, k=k)
+    B, g, k = (t.to(torch.float64) for t in _tensors(B=B, g=g, k=k))
+    if not z.requires_grad and _numpy_route(z, B, g, k, c):
+        # numpy end to end (see _solve on thread pools)
+        cn = c.detach().double().numpy() if isinstance(c, torch.Tensor) else c
+        with np.errstate(all="ignore"):
+            zn = z.numpy()
+            finite = np.isfinite(zn)
+            zs = np.where(finite, zn, 0.0)
+            lp = (-0.5 * zs * zs - _LOG_SQRT_2PI - np.log(B.numpy()) - k.numpy() * np.log1p(zs * zs)
+                  - np.log(_bracket_term_np(zs, g.numpy(), k.numpy(), cn)))
+            return torch.from_numpy(np.where(finite, lp, -np.inf)).to(dtype)
     finite = torch.isfinite(z)
     zs = torch.where(finite, z, 0.0)
-    f64 = torch.float64
-    lp = -0.5 * zs * zs - _LOG_SQRT_2PI - _log_dq(zs, B.to(f64), g.to(f64), k.to(f64), c)
+    lp = -0.5 * zs * zs - _LOG_SQRT_2PI - _log_dq(zs, B, g, k, c)
     return torch.where(finite, lp, -math.inf).to(dtype)
 
 
@@ -440,13 +651,15 @@ class MultivariateGK(Distribution):
     def median(self) -> torch.Tensor:
         return self.A.to(self._dtype)
 
-    def rsample(self, sample_shape: Sequence[int] = torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+    def rsample(self, sample_shape: Sequence[int] = torch.Size(),
+                generator: torch.Generator | None = None) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))
         eps = torch.randn(shape, dtype=self._dtype, device=self.R.device, generator=generator)
         z = eps @ self._scale_tril.T
         return _q(z, self.A, self.B, self.g, self.k, self.c)
 
-    def sample(self, sample_shape: Sequence[int] = torch.Size(), generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, sample_shape: Sequence[int] = torch.Size(),
+               generator: torch.Generator | None = None) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator)
 
@@ -525,15 +738,15 @@ def _from_theta(t):
 
 
 def _q_np(z, A, B, g, k, c):
-    return A + B * (1.0 + c * np.tanh(0.5 * g * z)) * np.exp(k * np.log1p(z * z)) * z
+    return _q_x(z, A, B, g, k, c, _NP)
 
 
 @dataclass
 class GKFit:
     """Result of fitting a univariate g-and-k.
 
-    ``params`` = (A, B, g, k); ``cost`` = 0.5 Σ r_i² at the solution (scipy's convention; r_i the quantile
-    residuals); ``nfev`` residual evaluations (``njev`` Jacobians); ``converged`` is False whenever the
+    ``params`` = (A, B, g, k); ``cost`` = 0.5 Σ r_j² at the solution (scipy's convention; r_j the weighted
+    quantile residuals); ``nfev`` residual evaluations (``njev`` Jacobians); ``converged`` is False whenever the
     optimiser stopped without meeting its tolerances or ended at an invalid parameter set — ``message``
     says which. ``start`` are the octile estimates it started from; ``history`` the cost at every
     residual evaluation when ``trace=True``.
@@ -550,6 +763,7 @@ class GKFit:
     n: int
     n_residuals: int
     c: float = C_DEFAULT
+    weights: str = "density"
     seconds: float = 0.0
     history: list[float] = field(default_factory=list, repr=False)
 
@@ -571,7 +785,7 @@ class GKFit:
 
     @property
     def rmse(self) -> float:
-        """Root mean square quantile residual."""
+        """Root mean square (weighted) quantile residual."""
         return math.sqrt(2.0 * self.cost / self.n_residuals)
 
 
@@ -633,7 +847,7 @@ def _octile_from_sorted(xs: np.ndarray, c: float) -> tuple[float, float, float, 
         kurt = (E[6] - E[4] + E[2] - E[0]) / spread
     k = float(np.interp(kurt, _KURT_TABLE, _K_TABLE))  # clips to [-0.5, 10]
     s = float(np.clip(skew / c, -0.999, 0.999)) if c > 0 else 0.0
-    g = 2.0 / z6 * math.atanh(s)
+    g = float(2.0 / z6 * math.atanh(s))
     B = spread / (2.0 * z6 * (1.0 + z6 * z6) ** k)
     return float(E[3]), float(B), g, k
 
@@ -653,8 +867,9 @@ def octile_estimate(x: Any, c: float = C_DEFAULT) -> tuple[float, float, float, 
     return _octile_from_sorted(xs, c)
 
 
-def _make_problem(p, xq, c, trace):
-    z = np.sqrt(2.0) * _erfinv(2.0 * p - 1.0)
+def _make_problem(z, xq, c, w, trace):
+    """Weighted quantile residuals r_j = w_j (x_j - Q(z_j; theta)) in theta = (A, b, g, kappa), and their
+    analytic Jacobian."""
     L = np.log1p(z * z)
     hist: list[float] = []
 
@@ -664,101 +879,131 @@ def _make_problem(p, xq, c, trace):
             B = np.exp(b)
             k = -0.5 + _softplus(kap)
             th = np.tanh(0.5 * g * z)
-            core = (1.0 + c * th) * np.exp(k * L) * z  # Q = A + B core
-        return A, B, g, k, kap, th, core
+            P = np.exp(k * L)
+            core = (1.0 + c * th) * P * z  # Q = A + B core
+        return A, B, g, k, kap, th, P, core
 
     def resid(t):
-        A, B, g, k, kap, th, core = parts(t)
+        A, B, g, k, kap, th, P, core = parts(t)
         with np.errstate(over="ignore", invalid="ignore"):
-            r = xq - (A + B * core)
+            r = w * (xq - (A + B * core))
+        # a wild trial step (huge k) must not hand MINPACK inf/NaN: a huge finite cost makes it back off
         r = np.nan_to_num(r, nan=1e100, posinf=1e100, neginf=-1e100)
         if trace:
             hist.append(0.5 * float(r @ r))
         return r
 
     def jac(t):
-        # d r / d(A, b, g, kappa) = -(1, B core, B c (z/2) sech^2(gz/2) (1+z^2)^k z, B core log(1+z^2) sigmoid(kappa))
-        A, B, g, k, kap, th, core = parts(t)
+        # dQ/dA = 1, dQ/db = B core, dQ/dg = B c (z/2) sech^2(gz/2) (1+z^2)^k z,
+        # dQ/dkappa = B core log(1+z^2) sigmoid(kappa); r = w (x - Q) so J = -w dQ
+        A, B, g, k, kap, th, P, core = parts(t)
         with np.errstate(over="ignore", invalid="ignore"):
             Bcore = B * core
             J = np.empty((z.size, 4))
-            J[:, 0] = -1.0
-            J[:, 1] = -Bcore
-            J[:, 2] = -B * c * 0.5 * z * (1.0 - th * th) * np.exp(k * L) * z
-            J[:, 3] = -Bcore * L * _sigmoid(kap)
+            J[:, 0] = -w
+            J[:, 1] = -w * Bcore
+            J[:, 2] = -w * B * c * 0.5 * z * (1.0 - th * th) * P * z
+            J[:, 3] = -w * Bcore * L * _sigmoid(kap)
         return np.nan_to_num(J, nan=0.0, posinf=1e100, neginf=-1e100)
 
     return resid, jac, hist
 
 
-def _erfinv(y):
-    from scipy.special import erfinv
-
-    return erfinv(y)
+def _density_weights(z, p, start, c):
+    """w_j = phi(z_j) / (sqrt(p_j (1 - p_j)) Q'(z_j; start)), scaled to mean 1: the reciprocal of the
+    asymptotic standard deviation of the empirical p_j-quantile, sqrt(p(1-p)/n) / f(x_p), evaluated at the
+    octile start and held fixed (so the problem stays ordinary least squares)."""
+    _, B0, g0, k0 = start
+    T = _bracket_term_np(z, g0, max(k0, -0.5), c)
+    T = np.maximum(T, 1e-3 * T.max())  # an invalid start (k < 0, small |g|) must not give w <= 0
+    with np.errstate(over="ignore", under="ignore"):
+        w = np.exp(-0.5 * z * z - max(k0, -0.5) * np.log1p(z * z)) / (np.sqrt(p * (1.0 - p)) * T)
+    if not np.all(np.isfinite(w)) or not w.max() > 0:
+        return np.ones_like(z)
+    return w / w.mean()
 
 
 _METHODS = ("lm", "trf", "nelder-mead", "octile")
+_WEIGHTS = ("density", "none")
 
 
-def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, max_nfev: int | None = None,
-                  m: int = M_GRID, n_full: int = N_FULL, trace: bool = False) -> GKFit:
-    r"""Fit (A, B, g, k) by least squares on quantiles.
+def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str = "density",
+                  max_nfev: int | None = None, m: int = M_GRID, n_full: int = N_FULL, trace: bool = False) -> GKFit:
+    r"""Fit (A, B, g, k) by (weighted) least squares on quantiles.
 
-    Residuals :math:`r_i = x_{(i)} - Q(\Phi^{-1}(p_i); \theta)`: for :math:`n \le` ``n_full`` (2000) all
-    order statistics at :math:`p_i = (i - 1/2)/n`; for larger n the ``m`` (1000) empirical quantiles at
-    :math:`p_j = (j - 1/2)/m` (Hazen interpolation), which keeps the cost per iteration fixed. The problem is
-    unconstrained in :math:`\theta = (A, b, g, \kappa)` with :math:`B = e^b`, :math:`k = -1/2 +
-    \mathrm{softplus}(\kappa)`; the Jacobian is analytic. Started at :func:`octile_estimate`.
+    Residuals :math:`r_j = w_j\,[x_{(j)} - Q(\Phi^{-1}(p_j); 	heta)]`: for :math:`n \le` ``n_full`` (2000)
+    all order statistics at :math:`p_j = (j - 1/2)/n`; for larger n the ``m`` (1000) empirical quantiles at
+    :math:`p_j = (j - 1/2)/m` (Hazen interpolation of the order statistics), which keeps the cost per
+    iteration fixed whatever n.
+
+    ``weights="density"`` (default): :math:`w_j \propto arphi(z_j) / (\sqrt{p_j(1-p_j)}\,Q'(z_j;
+    	heta_0))`, the reciprocal of the asymptotic standard deviation of an empirical quantile,
+    :math:`\sqrt{p(1-p)/n}/f(x_p)`, at the octile start :math:`	heta_0` and then held fixed. Unweighted
+    residuals (``weights="none"``) let the few, very noisy extreme order statistics of a heavy-tailed sample
+    dominate: at n = 10,000 the weighting roughly halves the error of B, g and k (see the benchmark).
+
+    The problem is unconstrained in :math:`	heta = (A, b, g, \kappa)` with :math:`B = e^b`,
+    :math:`k = -1/2 + \mathrm{softplus}(\kappa)`; the Jacobian is analytic; the start is
+    :func:`octile_estimate`.
 
     ``method``: ``"lm"`` (MINPACK Levenberg–Marquardt, ``scipy.optimize.least_squares(method="lm")``),
     ``"trf"`` (scipy's trust-region reflective, same residuals and Jacobian), ``"nelder-mead"``
-    (``scipy.optimize.minimize`` on :math:`\sum r_i^2`) or ``"octile"`` (the start alone). Bad input raises
-    ``ValueError``; non-convergence is reported in the result (``converged=False``, ``message``), never
-    raised.
+    (``scipy.optimize.minimize`` on :math:`\sum_j r_j^2`) or ``"octile"`` (the start alone). ``cost`` is
+    :math:`	frac12\sum_j r_j^2`. Bad input raises ``ValueError``; non-convergence is reported in the result
+    (``converged=False`` and ``message``), never raised.
     """
     from scipy.optimize import least_squares, minimize
 
     t0 = time.perf_counter()
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 8:
-        raise ValueError(f"m (number of quantiles) must be an integer >= 8, got {m!r}")
+    if weights not in _WEIGHTS:
+        raise ValueError(f"weights must be one of {_WEIGHTS}, got {weights!r}")
+    for name, v, lo in (("m (number of quantiles)", m, 8), ("n_full", n_full, 8)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
     if max_nfev is not None and (isinstance(max_nfev, bool) or not isinstance(max_nfev, (int, np.integer))
                                  or max_nfev < 1):
         raise ValueError(f"max_nfev must be None or an integer >= 1, got {max_nfev!r}")
-    if not (0.0 <= float(c) < 1.0):
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not (0.0 <= float(c) < 1.0):
         raise ValueError(f"g-and-k parameter c must be in [0, 1) (conventionally 0.8), got {c!r}")
+    c = float(c)
     xs = np.sort(_check_sample(x))
     start = _octile_from_sorted(xs, c)
     p, xq = _quantile_targets(xs, m, n_full)
-    resid, jac, hist = _make_problem(p, xq, c, trace)
-    # a start at k = -0.5 exactly has kappa = -inf: nudge it inside
+    z = ndtri(p)
+    w = _density_weights(z, p, start, c) if weights == "density" else np.ones_like(z)
+    resid, jac, hist = _make_problem(z, xq, c, w, trace)
     A0, B0, g0, k0 = start
-    theta0 = _to_theta(A0, B0, g0, max(k0, -0.5 + 1e-3))
+    theta0 = _to_theta(A0, B0, g0, max(k0, -0.5 + 1e-3))  # k = -0.5 exactly would be kappa = -inf
 
-    njev: int | None = None
-    if method == "octile":
-        r = resid(theta0) if k0 > -0.5 else xq - _q_np(np.sqrt(2.0) * _erfinv(2.0 * p - 1.0), A0, B0, g0, k0, c)
-        return GKFit(params=start, cost=0.5 * float(r @ r), converged=True, message="closed-form octile estimator",
-                     method=method, nfev=0, njev=0, start=start, n=xs.size, n_residuals=xq.size, c=float(c),
+    def result(params, cost, converged, message, nfev, njev):
+        return GKFit(params=params, cost=cost, converged=converged, message=message, method=method, nfev=nfev,
+                     njev=njev, start=start, n=xs.size, n_residuals=xq.size, c=c, weights=weights,
                      seconds=time.perf_counter() - t0, history=list(hist))
+
+    if method == "octile":
+        r = w * (xq - _q_np(z, A0, B0, g0, k0, c))
+        return result(start, 0.5 * float(r @ r), True, "closed-form octile estimator", 0, 0)
+    njev: int | None = None
     if method in ("lm", "trf"):
         res = least_squares(resid, theta0, jac=jac, method=method, max_nfev=max_nfev)
-        theta, cost, nfev, njev = res.x, float(res.cost), int(res.nfev), (None if res.njev is None else int(res.njev))
+        theta, cost, nfev = res.x, float(res.cost), int(res.nfev)
+        njev = None if res.njev is None else int(res.njev)
         converged = bool(res.status > 0)
         message = f"{'LM' if method == 'lm' else 'TRF'} (status {res.status}): {res.message}"
     else:
-        f0 = float(resid(theta0) @ resid(theta0))
+        r0 = resid(theta0)
         if trace:
             hist.clear()
-        opts = {"xatol": 1e-8, "fatol": 1e-12 * max(f0, 1e-300), "maxfev": max_nfev or 4000, "maxiter": 4000}
+        # fatol is absolute in scipy: make it relative to the starting sum of squares
+        opts = {"xatol": 1e-8, "fatol": 1e-12 * max(float(r0 @ r0), 1e-300), "maxfev": max_nfev or 4000,
+                "maxiter": 4000}
         res = minimize(lambda t: float(np.square(resid(t)).sum()), theta0, method="Nelder-Mead", options=opts)
         theta, cost, nfev = res.x, 0.5 * float(res.fun), int(res.nfev)
         converged = bool(res.success)
         message = f"Nelder-Mead: {res.message}"
     params = _from_theta(theta)
-    if trace and method == "nelder-mead":
-        hist[:] = [0.5 * h for h in hist]  # resid's trace is already 0.5 r.r; NM's objective is r.r
     if not all(math.isfinite(v) for v in params):
         converged = False
         message += "; the solution is not finite"
@@ -768,16 +1013,16 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, max_nfev: in
         except ValueError as err:
             converged = False
             message += f"; it ended at an invalid g-and-k: {err}"
-    return GKFit(params=params, cost=cost, converged=converged, message=message, method=method, nfev=nfev,
-                 njev=njev, start=start, n=xs.size, n_residuals=xq.size, c=float(c),
-                 seconds=time.perf_counter() - t0, history=list(hist))
+    return result(params, cost, converged, message, nfev, njev)
 
 
-def fit_lm(x: Any, c: float = C_DEFAULT, max_nfev: int | None = None, m: int = M_GRID, n_full: int = N_FULL,
-           trace: bool = False) -> GKFit:
-    """Levenberg–Marquardt fit of a univariate g-and-k on quantile residuals: :func:`fit_quantiles` with
-    ``method="lm"`` (all order statistics up to n = 2000, else 1000 empirical quantiles)."""
-    return fit_quantiles(x, method="lm", c=c, max_nfev=max_nfev, m=m, n_full=n_full, trace=trace)
+def fit_lm(x: Any, c: float = C_DEFAULT, weights: str = "density", max_nfev: int | None = None, m: int = M_GRID,
+           n_full: int = N_FULL, trace: bool = False) -> GKFit:
+    """Levenberg–Marquardt (MINPACK) fit of a univariate g-and-k on quantile residuals: :func:`fit_quantiles`
+    with ``method="lm"`` (all order statistics up to n = 2000, else 1000 empirical quantiles; residuals
+    weighted by the inverse asymptotic standard deviation of each empirical quantile unless
+    ``weights="none"``)."""
+    return fit_quantiles(x, method="lm", c=c, weights=weights, max_nfev=max_nfev, m=m, n_full=n_full, trace=trace)
 
 
 def nearest_correlation(S: Any, eps: float = 1e-6) -> np.ndarray:
@@ -850,3 +1095,51 @@ def fit_multivariate_lm(X: Any, c: float = C_DEFAULT, **kwargs: Any) -> Multivar
     message = "all margins converged" if not bad else f"margins {bad} did not converge: " + "; ".join(
         fits[j].message for j in bad)
     return MultivariateGKFit(marginals=fits, R=R, R_raw=R_raw, converged=not bad, message=message, c=float(c))
+
+
+# ------------------------------------------------------------------------------------------------------
+# recovery study (the benchmark and the book chapter share it)
+# ------------------------------------------------------------------------------------------------------
+
+#: label: (``fit_quantiles`` method, weights)
+RECOVERY_METHODS = {
+    "LM": ("lm", "density"),
+    "LM unweighted": ("lm", "none"),
+    "TRF": ("trf", "density"),
+    "Nelder-Mead": ("nelder-mead", "density"),
+    "octile": ("octile", "density"),
+}
+
+
+def recovery_study(theta: Sequence[float] = (3.0, 1.0, 2.0, 0.5), ns: Sequence[int] = (1_000, 10_000, 100_000),
+                   n_seeds: int = 20, methods: dict[str, tuple[str, str]] | None = None, seed: int = 0,
+                   c: float = C_DEFAULT) -> "Any":
+    """Simulate ``n_seeds`` samples of each size in ``ns`` from the g-and-k ``theta`` (seeds ``seed``,
+    ``seed + 1``, ...), fit each with every method, and return a pandas DataFrame indexed by (n, method):
+    the median absolute error of A, B, g and k over the seeds, the median wall time per fit in ms
+    (sorting, start and optimisation; not the simulation), the median CPU time of this process per fit
+    (less sensitive to other load on a shared machine) and the number of fits that reported
+    convergence."""
+    import pandas as pd
+
+    methods = RECOVERY_METHODS if methods is None else methods
+    theta = tuple(float(v) for v in theta)
+    validate_params(*theta, c)
+    rows = []
+    for n in ns:
+        samples = [sample(int(n), *theta, c=c, generator=torch.Generator().manual_seed(seed + i)).numpy()
+                   for i in range(n_seeds)]
+        for label, (method, weights) in methods.items():
+            errs, times, cpu, conv = [], [], [], 0
+            for x in samples:
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = fit_quantiles(x, method=method, c=c, weights=weights)
+                times.append(1e3 * (time.perf_counter() - t0))
+                cpu.append(1e3 * (time.process_time() - c0))
+                errs.append(np.abs(np.array(res.params) - theta))
+                conv += res.converged
+            med = np.median(errs, axis=0)
+            rows.append({"n": int(n), "method": label, "|A err|": med[0], "|B err|": med[1], "|g err|": med[2],
+                         "|k err|": med[3], "ms/fit": float(np.median(times)), "cpu ms/fit": float(np.median(cpu)),
+                         "converged": f"{conv}/{n_seeds}"})
+    return pd.DataFrame(rows).set_index(["n", "method"])
