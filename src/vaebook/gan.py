@@ -1,0 +1,154 @@
+"""A DCGAN-style generative adversarial network (Goodfellow et al. 2014; Radford et al. 2016), with the
+GAN-vs-VAE study's Keras networks translated to PyTorch.
+
+A generator G maps noise z ~ N(0, I_100) to an image; a discriminator D maps an image to the probability
+that it is real. They play a two-player game. D minimises the binary cross-entropy of telling real from
+generated images,
+
+    L_D = -E_x[log D(x)] - E_z[log(1 - D(G(z)))],
+
+and G, instead of minimising E_z[log(1 - D(G(z)))] (whose gradient vanishes while D easily rejects its
+samples), minimises the **non-saturating** loss
+
+    L_G = -E_z[log D(G(z))],
+
+which has the same fixed point but strong gradients early on (Goodfellow et al. 2014, section 3). Each
+mini-batch makes one D step on the real images and as many fresh samples, then one G step that scores
+the same samples with the updated D (as PyTorch's DCGAN example does; the Keras source drew new noise
+for the G step, which costs a second generator pass, by far the most expensive part on a CPU).
+
+Both networks return logits; the sigmoid of the Keras originals lives in the loss
+(``binary_cross_entropy_with_logits``), which is the same function computed without overflow.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ParameterError
+
+NOISE_SIZE = 100
+
+
+class Generator(nn.Module):
+    """noise 100 -> Dense 7x7x128, LeakyReLU 0.2 -> ConvT 128, 4x4, s2, LeakyReLU -> 14x14x128 ->
+    ConvT 128, 4x4, s2, LeakyReLU -> 28x28x128 -> Conv 1, 7x7 ("same") -> logits (sigmoid: images).
+
+    Keras' "same" stride-2 transposed convolution with a 4x4 kernel doubles the size; in PyTorch that is
+    padding=1 (output (H-1)*2 - 2 + 4 = 2H). Parameter counts agree with the Keras model (1,164,289).
+    """
+
+    def __init__(self, noise_size: int = NOISE_SIZE):
+        super().__init__()
+        self.noise_size = noise_size
+        self.net = nn.Sequential(
+            nn.Linear(noise_size, 7 * 7 * 128), nn.LeakyReLU(0.2), nn.Unflatten(1, (128, 7, 7)),
+            nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(128, 1, 7, padding=3))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Logits of the pixel intensities, (N, 1, 28, 28)."""
+        return self.net(z)
+
+
+class Discriminator(nn.Module):
+    """28x28x1 -> Conv 64, 3x3, s2, LeakyReLU 0.2, Dropout 0.4 -> 14x14x64 -> Conv 64, 3x3, s2,
+    LeakyReLU 0.2, Dropout 0.4 -> 7x7x64 -> flatten 3136 -> Dense 1 -> logit of "real" (40,705 parameters).
+    """
+
+    def __init__(self, dropout: float = 0.4):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(1, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Flatten(), nn.Linear(7 * 7 * 64, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logit of the probability that each image is real, (N,)."""
+        return self.net(x).squeeze(1)
+
+
+class GAN(nn.Module):
+    """Generator plus discriminator, trained by :func:`vaebook.train.fit` through ``make_optimizers`` and
+    ``train_batch``. Optimiser: Adam with beta1 = 0.5 for both networks, as in DCGAN and the source
+    (whose Keras code used lr = 2e-4; the chapter passes that as ``lr``).
+    """
+
+    def __init__(self, noise_size: int = NOISE_SIZE, dropout: float = 0.4, betas: tuple[float, float] = (0.5, 0.999)):
+        super().__init__()
+        if not isinstance(noise_size, int) or isinstance(noise_size, bool) or noise_size < 1:
+            raise ParameterError(f"noise_size must be an integer >= 1, got {noise_size!r}")
+        if not 0 <= dropout < 1:
+            raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
+        if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
+            raise ParameterError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        self.noise_size, self.dropout, self.betas = noise_size, dropout, tuple(float(b) for b in betas)
+        self.generator = Generator(noise_size)
+        self.discriminator = Discriminator(dropout)
+
+    @property
+    def latent_size(self) -> int:
+        return self.noise_size
+
+    def cache_key(self) -> dict:
+        return {"class": type(self).__name__, "version": 1, "noise_size": self.noise_size,
+                "dropout": self.dropout, "betas": list(self.betas), "loss": "non-saturating"}
+
+    def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        """[optimiser of D, optimiser of G], Adam(lr, betas)."""
+        return [torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=self.betas),
+                torch.optim.Adam(self.generator.parameters(), lr=lr, betas=self.betas)]
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        if generator is None:
+            return torch.randn(n, self.noise_size, device=device)
+        return torch.randn(n, self.noise_size, generator=generator).to(device)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] from noise vectors (N, noise_size)."""
+        return torch.sigmoid(self.generator(z))
+
+    def train_batch(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> dict[str, float]:
+        """One discriminator step on ``x`` and len(x) generated images, then one generator step."""
+        opt_d, opt_g = optimizers
+        n = len(x)
+        ones, zeros = torch.ones(n, device=x.device), torch.zeros(n, device=x.device)
+
+        # discriminator: real -> 1, fake -> 0 (fakes detached: this step must not move G)
+        fake = torch.sigmoid(self.generator(self.noise(n)))
+        logit_real = self.discriminator(x)
+        logit_fake = self.discriminator(fake.detach())
+        d_loss = (F.binary_cross_entropy_with_logits(logit_real, ones)
+                  + F.binary_cross_entropy_with_logits(logit_fake, zeros))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        # generator, non-saturating: make D call the same fakes real (D is not stepped here)
+        for p in self.discriminator.parameters():
+            p.requires_grad_(False)
+        g_loss = F.binary_cross_entropy_with_logits(self.discriminator(fake), ones)
+        opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        opt_g.step()
+        for p in self.discriminator.parameters():
+            p.requires_grad_(True)
+
+        return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
+                "d_acc_real": (logit_real > 0).float().mean().item(),
+                "d_acc_fake": (logit_fake < 0).float().mean().item()}
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 1000) -> torch.Tensor:
+        """``n`` generated images in [0, 1], (n, 1, 28, 28); seeded by ``generator`` when given."""
+        was_training = self.training
+        self.eval()
+        z = self.noise(n, generator)
+        out = torch.cat([self.decode(z[i:i + batch_size]) for i in range(0, n, batch_size)]) if n else \
+            torch.empty(0, 1, 28, 28, device=z.device)
+        self.train(was_training)
+        return out

@@ -1,0 +1,149 @@
+"""The GAN-vs-VAE study's four networks against the spec (shapes and parameter counts worked out by hand
+below), and the GAN's training step."""
+
+import pytest
+import torch
+from torch import nn
+
+from vaebook.config import ParameterError
+from vaebook.gan import GAN, Discriminator, Generator
+from vaebook.models import VAE, ConvDecoder, ConvEncoder, VAEConfig, count_parameters
+from vaebook.train import fit
+
+
+def conv_params(c_in, c_out, k):
+    """Weights k*k*c_in per output channel plus one bias each (same for transposed convolutions)."""
+    return k * k * c_in * c_out + c_out
+
+
+def dense_params(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def trace(layers: nn.Sequential, x):
+    """Output shape (without batch) and parameter count of each parameterised layer, in order."""
+    out = []
+    for layer in layers:
+        x = layer(x)
+        n = sum(p.numel() for p in layer.parameters())
+        if n:
+            out.append((type(layer).__name__, tuple(x.shape[1:]), n))
+    return out, x
+
+
+def test_hand_counts():
+    assert conv_params(1, 32, 3) == 320
+    assert dense_params(3136, 1) == 3137
+
+
+def test_vae_encoder_matches_spec():
+    enc = ConvEncoder(16)
+    layers, h = trace(enc.features, torch.zeros(2, 1, 28, 28))
+    assert layers == [
+        ("Conv2d", (32, 14, 14), conv_params(1, 32, 3)),       # 320
+        ("Conv2d", (64, 7, 7), conv_params(32, 64, 3)),        # 18,496
+        ("Linear", (128,), dense_params(7 * 7 * 64, 128)),     # 401,536
+    ]
+    assert enc.mu(h).shape == enc.logvar(h).shape == (2, 16)
+    expected = 320 + 18_496 + 401_536 + 2 * dense_params(128, 16)
+    assert expected == 424_480
+    assert count_parameters(enc) == expected
+
+
+def test_vae_decoder_matches_spec():
+    dec = ConvDecoder(16)
+    layers, out = trace(dec.net, torch.zeros(2, 16))
+    assert layers == [
+        ("Linear", (7 * 7 * 64,), dense_params(16, 3136)),     # 53,312
+        ("ConvTranspose2d", (64, 14, 14), conv_params(64, 64, 3)),  # 36,928
+        ("ConvTranspose2d", (32, 28, 28), conv_params(64, 32, 3)),  # 18,464
+        ("ConvTranspose2d", (1, 28, 28), conv_params(32, 1, 3)),    # 289
+    ]
+    assert count_parameters(dec) == 108_993
+    vae = VAE(VAEConfig(arch="conv", latent_size=16))
+    assert count_parameters(vae) == 424_480 + 108_993
+    assert vae.decode(torch.zeros(3, 16)).shape == (3, 1, 28, 28)
+
+
+def test_discriminator_matches_spec():
+    d = Discriminator()
+    layers, out = trace(d.net, torch.zeros(2, 1, 28, 28))
+    assert layers == [
+        ("Conv2d", (64, 14, 14), conv_params(1, 64, 3)),       # 640
+        ("Conv2d", (64, 7, 7), conv_params(64, 64, 3)),        # 36,928
+        ("Linear", (1,), dense_params(3136, 1)),               # 3,137
+    ]
+    assert count_parameters(d) == 40_705            # the Keras model's summary
+    assert [m.p for m in d.modules() if isinstance(m, nn.Dropout)] == [0.4, 0.4]
+    assert [m.negative_slope for m in d.modules() if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2]
+    assert d(torch.zeros(5, 1, 28, 28)).shape == (5,)
+
+
+def test_generator_matches_spec():
+    g = Generator()
+    layers, out = trace(g.net, torch.zeros(2, 100))
+    assert layers == [
+        ("Linear", (7 * 7 * 128,), dense_params(100, 6272)),          # 633,472
+        ("ConvTranspose2d", (128, 14, 14), conv_params(128, 128, 4)),  # 262,272
+        ("ConvTranspose2d", (128, 28, 28), conv_params(128, 128, 4)),  # 262,272
+        ("Conv2d", (1, 28, 28), conv_params(128, 1, 7)),               # 6,273
+    ]
+    assert count_parameters(g) == 1_164_289         # the Keras model's summary
+    assert [m.negative_slope for m in g.modules() if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2, 0.2]
+    gan = GAN()
+    s = gan.sample(7, torch.Generator().manual_seed(0))
+    assert s.shape == (7, 1, 28, 28) and s.min() >= 0 and s.max() <= 1
+    assert torch.equal(s, gan.sample(7, torch.Generator().manual_seed(0)))   # seeded samples repeat
+
+
+def test_train_batch_updates_both_networks():
+    torch.manual_seed(0)
+    gan = GAN()
+    opt_d, opt_g = gan.make_optimizers(2e-4)
+    assert opt_d.defaults["betas"] == opt_g.defaults["betas"] == (0.5, 0.999)
+    assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in gan.discriminator.parameters()}
+    assert {id(p) for p in opt_g.param_groups[0]["params"]} == {id(p) for p in gan.generator.parameters()}
+    d_before = [p.detach().clone() for p in gan.discriminator.parameters()]
+    g_before = [p.detach().clone() for p in gan.generator.parameters()]
+    x = torch.rand(16, 1, 28, 28)
+    logs = gan.train_batch(x, None, [opt_d, opt_g])
+    assert set(logs) == {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"}
+    assert 0 <= logs["d_acc_real"] <= 1 and 0 <= logs["d_acc_fake"] <= 1
+    # at initialisation D outputs ~0.5 for everything: d_loss ~ 2 ln 2, g_loss ~ ln 2
+    assert logs["d_loss"] == pytest.approx(2 * 0.6931, abs=0.1)
+    assert logs["g_loss"] == pytest.approx(0.6931, abs=0.1)
+    assert all(not torch.equal(a, b) for a, b in zip(d_before, gan.discriminator.parameters()))
+    assert all(not torch.equal(a, b) for a, b in zip(g_before, gan.generator.parameters()))
+    assert all(p.requires_grad for p in gan.parameters())
+
+
+def test_generator_loss_is_non_saturating():
+    # the G step's loss is -log D(G(z)): for a D that rejects every fake with logit -5 it is
+    # softplus(5) = 5.0067, where the saturating log(1 - D) would be ~ -0.0067 with a vanishing gradient
+    gan = GAN(dropout=0.0)
+    with torch.no_grad():
+        for p in gan.discriminator.parameters():
+            p.zero_()
+        gan.discriminator.net[-1].bias.fill_(-5.0)
+    logs = gan.train_batch(torch.rand(8, 1, 28, 28), None, gan.make_optimizers(1e-12))
+    assert logs["g_loss"] == pytest.approx(torch.nn.functional.softplus(torch.tensor(5.0)).item(), rel=1e-4)
+    assert logs["d_acc_fake"] == 1.0 and logs["d_acc_real"] == 0.0
+
+
+def test_gan_trains_through_fit(tmp_path):
+    x = torch.rand(48, 1, 28, 28)
+    res = fit(GAN, x, epochs=1, batch_size=16, lr=2e-4, seed=0, device="cpu", cache=tmp_path, name="gan-test",
+              snapshot=lambda m, e: {"samples": m.sample(4, torch.Generator().manual_seed(0))})
+    assert {"d_loss", "g_loss", "d_acc_real", "d_acc_fake"} <= set(res.history.columns)
+    assert res.snapshots["samples"][0].shape == (4, 1, 28, 28)
+    again = fit(GAN, x, epochs=1, batch_size=16, lr=2e-4, seed=0, device="cpu", cache=tmp_path, name="gan-test")
+    assert again.loaded
+    assert GAN(noise_size=50).cache_key() != GAN().cache_key()
+
+
+def test_gan_rejects_bad_config():
+    with pytest.raises(ParameterError, match="noise_size"):
+        GAN(noise_size=0)
+    with pytest.raises(ParameterError, match="dropout"):
+        GAN(dropout=1.0)
+
