@@ -531,3 +531,17 @@ def test_nearest_correlation_projects_to_a_valid_matrix():
     np.testing.assert_array_equal(np.diag(R), 1.0)
     good = np.array([[1.0, 0.3], [0.3, 1.0]])
     np.testing.assert_allclose(gk.nearest_correlation(good), good, atol=1e-14)
+
+
+def test_fit_near_the_validity_boundary_refits_to_a_valid_distribution():
+    # Data from a valid g-and-k with k = 0 and small g: the unconstrained LM fit sometimes lands at k < 0,
+    # where Q' < 0 for small |g|; the fit must then refit with k >= 0 and hand back a valid distribution.
+    refits = 0
+    for seed in range(30):
+        x = gk.sample(300, 0.0, 1.0, 0.1, 0.0, generator=torch.Generator().manual_seed(seed))
+        fit = gk.fit_lm(x)
+        refits += "refitted with k >= 0" in fit.message
+        assert fit.converged, fit.message
+        gk.validate_params(*fit.params)  # raises if invalid
+        assert abs(fit.params[0]) < 0.3 and abs(fit.params[1] - 1.0) < 0.3
+    assert refits > 0  # the boundary case really was exercised

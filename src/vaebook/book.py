@@ -117,7 +117,7 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
     (out_dir / f"{name}.md").unlink(missing_ok=True)  # a placeholder from an earlier build
     _record_run(out_dir, name, profile, params or {}, seconds)
     if not quiet:
-        print(f"executed {name} (profile {profile}) in {seconds:.0f} s -> {target.relative_to(PROJECT_ROOT)}")
+        print(f"executed {name} (profile {profile}) in {seconds:.0f} s -> {target}")
     return target
 
 

@@ -729,12 +729,12 @@ def _sigmoid(v):
     return 0.5 * (1.0 + np.tanh(0.5 * v))
 
 
-def _to_theta(A, B, g, k):
-    return np.array([A, math.log(B), g, _inv_softplus(k + 0.5)])
+def _to_theta(A, B, g, k, k_floor=-0.5):
+    return np.array([A, math.log(B), g, _inv_softplus(k - k_floor)])
 
 
-def _from_theta(t):
-    return float(t[0]), float(np.exp(t[1])), float(t[2]), float(-0.5 + _softplus(t[3]))
+def _from_theta(t, k_floor=-0.5):
+    return float(t[0]), float(np.exp(t[1])), float(t[2]), float(k_floor + _softplus(t[3]))
 
 
 def _q_np(z, A, B, g, k, c):
@@ -867,9 +867,9 @@ def octile_estimate(x: Any, c: float = C_DEFAULT) -> tuple[float, float, float, 
     return _octile_from_sorted(xs, c)
 
 
-def _make_problem(z, xq, c, w, trace):
-    """Weighted quantile residuals r_j = w_j (x_j - Q(z_j; theta)) in theta = (A, b, g, kappa), and their
-    analytic Jacobian."""
+def _make_problem(z, xq, c, w, trace, k_floor=-0.5):
+    """Weighted quantile residuals r_j = w_j (x_j - Q(z_j; theta)) in theta = (A, b, g, kappa), with
+    k = k_floor + softplus(kappa), and their analytic Jacobian."""
     L = np.log1p(z * z)
     hist: list[float] = []
 
@@ -877,7 +877,7 @@ def _make_problem(z, xq, c, w, trace):
         A, b, g, kap = t
         with np.errstate(over="ignore", invalid="ignore"):
             B = np.exp(b)
-            k = -0.5 + _softplus(kap)
+            k = k_floor + _softplus(kap)
             th = np.tanh(0.5 * g * z)
             P = np.exp(k * L)
             core = (1.0 + c * th) * P * z  # Q = A + B core
@@ -931,25 +931,25 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str
                   max_nfev: int | None = None, m: int = M_GRID, n_full: int = N_FULL, trace: bool = False) -> GKFit:
     r"""Fit (A, B, g, k) by (weighted) least squares on quantiles.
 
-    Residuals :math:`r_j = w_j\,[x_{(j)} - Q(\Phi^{-1}(p_j); 	heta)]`: for :math:`n \le` ``n_full`` (2000)
+    Residuals :math:`r_j = w_j\,[x_{(j)} - Q(\Phi^{-1}(p_j); \theta)]`: for :math:`n \le` ``n_full`` (2000)
     all order statistics at :math:`p_j = (j - 1/2)/n`; for larger n the ``m`` (1000) empirical quantiles at
     :math:`p_j = (j - 1/2)/m` (Hazen interpolation of the order statistics), which keeps the cost per
     iteration fixed whatever n.
 
     ``weights="density"`` (default): :math:`w_j \propto arphi(z_j) / (\sqrt{p_j(1-p_j)}\,Q'(z_j;
-    	heta_0))`, the reciprocal of the asymptotic standard deviation of an empirical quantile,
-    :math:`\sqrt{p(1-p)/n}/f(x_p)`, at the octile start :math:`	heta_0` and then held fixed. Unweighted
+    \theta_0))`, the reciprocal of the asymptotic standard deviation of an empirical quantile,
+    :math:`\sqrt{p(1-p)/n}/f(x_p)`, at the octile start :math:`\theta_0` and then held fixed. Unweighted
     residuals (``weights="none"``) let the few, very noisy extreme order statistics of a heavy-tailed sample
     dominate: at n = 10,000 the weighting roughly halves the error of B, g and k (see the benchmark).
 
-    The problem is unconstrained in :math:`	heta = (A, b, g, \kappa)` with :math:`B = e^b`,
+    The problem is unconstrained in :math:`\theta = (A, b, g, \kappa)` with :math:`B = e^b`,
     :math:`k = -1/2 + \mathrm{softplus}(\kappa)`; the Jacobian is analytic; the start is
     :func:`octile_estimate`.
 
     ``method``: ``"lm"`` (MINPACK Levenberg–Marquardt, ``scipy.optimize.least_squares(method="lm")``),
     ``"trf"`` (scipy's trust-region reflective, same residuals and Jacobian), ``"nelder-mead"``
     (``scipy.optimize.minimize`` on :math:`\sum_j r_j^2`) or ``"octile"`` (the start alone). ``cost`` is
-    :math:`	frac12\sum_j r_j^2`. Bad input raises ``ValueError``; non-convergence is reported in the result
+    :math:`\tfrac12\sum_j r_j^2`. Bad input raises ``ValueError``; non-convergence is reported in the result
     (``converged=False`` and ``message``), never raised.
     """
     from scipy.optimize import least_squares, minimize
@@ -973,9 +973,8 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str
     p, xq = _quantile_targets(xs, m, n_full)
     z = ndtri(p)
     w = _density_weights(z, p, start, c) if weights == "density" else np.ones_like(z)
-    resid, jac, hist = _make_problem(z, xq, c, w, trace)
     A0, B0, g0, k0 = start
-    theta0 = _to_theta(A0, B0, g0, max(k0, -0.5 + 1e-3))  # k = -0.5 exactly would be kappa = -inf
+    hist: list[float] = []
 
     def result(params, cost, converged, message, nfev, njev):
         return GKFit(params=params, cost=cost, converged=converged, message=message, method=method, nfev=nfev,
@@ -985,34 +984,54 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str
     if method == "octile":
         r = w * (xq - _q_np(z, A0, B0, g0, k0, c))
         return result(start, 0.5 * float(r @ r), True, "closed-form octile estimator", 0, 0)
-    njev: int | None = None
-    if method in ("lm", "trf"):
-        res = least_squares(resid, theta0, jac=jac, method=method, max_nfev=max_nfev)
-        theta, cost, nfev = res.x, float(res.cost), int(res.nfev)
-        njev = None if res.njev is None else int(res.njev)
-        converged = bool(res.status > 0)
-        message = f"{'LM' if method == 'lm' else 'TRF'} (status {res.status}): {res.message}"
-    else:
-        r0 = resid(theta0)
-        if trace:
-            hist.clear()
-        # fatol is absolute in scipy: make it relative to the starting sum of squares
-        opts = {"xatol": 1e-8, "fatol": 1e-12 * max(float(r0 @ r0), 1e-300), "maxfev": max_nfev or 4000,
-                "maxiter": 4000}
-        res = minimize(lambda t: float(np.square(resid(t)).sum()), theta0, method="Nelder-Mead", options=opts)
-        theta, cost, nfev = res.x, 0.5 * float(res.fun), int(res.nfev)
-        converged = bool(res.success)
-        message = f"Nelder-Mead: {res.message}"
-    params = _from_theta(theta)
-    if not all(math.isfinite(v) for v in params):
-        converged = False
-        message += "; the solution is not finite"
-    else:
+
+    def solve(k_floor: float):
+        resid, jac, trace_hist = _make_problem(z, xq, c, w, trace, k_floor)
+        theta0 = _to_theta(A0, B0, g0, max(k0, k_floor + 1e-3), k_floor)  # k = k_floor: kappa = -inf
+        njev: int | None = None
+        if method in ("lm", "trf"):
+            res = least_squares(resid, theta0, jac=jac, method=method, max_nfev=max_nfev)
+            theta, cost, nfev = res.x, float(res.cost), int(res.nfev)
+            njev = None if res.njev is None else int(res.njev)
+            converged = bool(res.status > 0)
+            message = f"{'LM' if method == 'lm' else 'TRF'} (status {res.status}): {res.message}"
+        else:
+            r0 = resid(theta0)
+            if trace:
+                trace_hist.clear()
+            # fatol is absolute in scipy: make it relative to the starting sum of squares
+            opts = {"xatol": 1e-8, "fatol": 1e-12 * max(float(r0 @ r0), 1e-300), "maxfev": max_nfev or 4000,
+                    "maxiter": 4000}
+            res = minimize(lambda t: float(np.square(resid(t)).sum()), theta0, method="Nelder-Mead",
+                           options=opts)
+            theta, cost, nfev = res.x, 0.5 * float(res.fun), int(res.nfev)
+            converged = bool(res.success)
+            message = f"Nelder-Mead: {res.message}"
+        hist[:] = trace_hist
+        return _from_theta(theta, k_floor), cost, converged, message, nfev, njev
+
+    def invalid_reason(params) -> str | None:
+        if not all(math.isfinite(v) for v in params):
+            return "the solution is not finite"
         try:
             validate_params(*params, c)
         except ValueError as err:
-            converged = False
-            message += f"; it ended at an invalid g-and-k: {err}"
+            return f"it ended at an invalid g-and-k: {err}"
+        return None
+
+    params, cost, converged, message, nfev, njev = solve(-0.5)
+    reason = invalid_reason(params)
+    if reason is not None and c <= 0.83:
+        # k >= 0 gives a valid g-and-k for every g when c <= 0.83 (Rayner & MacGillivray 2002), so refit
+        # there rather than hand back parameters whose "density" would be negative somewhere.
+        params, cost, converged, message, nfev2, njev2 = solve(0.0)
+        message = f"first fit: {reason}; refitted with k >= 0: {message}"
+        nfev += nfev2
+        njev = None if njev is None or njev2 is None else njev + njev2
+        reason = invalid_reason(params)
+    if reason is not None:
+        converged = False
+        message += f"; {reason}"
     return result(params, cost, converged, message, nfev, njev)
 
 
