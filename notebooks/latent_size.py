@@ -180,7 +180,7 @@ fig.tight_layout()
 # $d = 4$ and $16$ we see its first two principal components, a shadow of a larger space.
 
 # %%
-from IPython.display import display  # noqa: E402
+from IPython.display import display
 
 for d, r in results.items():
     display(plots.show_gif(plots.latent_gif(r.snapshots["codes"], test.y[gif_idx], title=f"d = {d},")))
@@ -192,8 +192,8 @@ for d, r in results.items():
 # 2-D view.
 
 # %%
-from sklearn.model_selection import cross_val_score  # noqa: E402
-from sklearn.neighbors import KNeighborsClassifier  # noqa: E402
+from sklearn.model_selection import cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
 
 fig, axes = plt.subplots(1, len(results), figsize=(4.3 * len(results), 4))
 axes = [axes] if len(results) == 1 else axes

@@ -26,7 +26,7 @@ def grid_array(images: torch.Tensor | np.ndarray, nrow: int, pad: int = 2) -> np
     n, h, w = arr.shape
     ncol = nrow
     nrows = int(np.ceil(n / ncol))
-    out = np.ones((nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)
+    out = np.zeros((nrows * (h + pad) + pad, ncol * (w + pad) + pad), dtype=np.float32)  # white once inverted
     for i in range(n):
         r, c = divmod(i, ncol)
         out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = arr[i]
