@@ -121,7 +121,7 @@ PROFILES = {
     "smoke": dict(vae_epochs=1, gan_epochs=2, vae_train_subset=1000, gan_train_subset=256, vae_batch_size=128,
                   gan_batch_size=64, vae_lr=1e-3, gan_lr=2e-4, vae_loss="sum", latent_size=16,
                   classifier_epochs=1, classifier_subset=5000, n_samples=300, seed=0, device="auto"),
-    "default": dict(vae_epochs=4, gan_epochs=5, vae_train_subset=20000, gan_train_subset=4096,
+    "default": dict(vae_epochs=4, gan_epochs=10, vae_train_subset=20000, gan_train_subset=4096,
                     vae_batch_size=128, gan_batch_size=64, vae_lr=1e-3, gan_lr=2e-4, vae_loss="sum",
                     latent_size=16, classifier_epochs=3, classifier_subset=None, n_samples=2000, seed=0,
                     device="auto"),
