@@ -217,15 +217,6 @@ class FlowVAE(VAE):
         kl = log_qK - self.prior.log_prob(zK)      # Monte-Carlo KL(q_K || p), one sample
         return ELBOTerms((recon + kl).mean(), recon, kl)
 
-    def training_loss(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-        terms = self.elbo_terms(x)
-        return terms.loss, {"loss": terms.loss.item(), "recon": terms.recon.mean().item(),
-                            "kl": terms.kl.mean().item()}
-
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        return torch.cat([self.decode(self.encode(x[i:i + batch_size])[0]) for i in range(0, len(x), batch_size)])
-
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = self.prior.sample(n, generator=generator)
