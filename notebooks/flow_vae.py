@@ -151,7 +151,7 @@ PROFILES = {
                   classifier_subset=5000, train_subset=1000, seed=0, device="auto"),
     "default": dict(latent_size=20, hidden_size=400, epochs=5, batch_size=128, lr=1e-3, planar_ks=[2, 16],
                     radial_k=8, combined_k=8, gk_k=4, gk_prior=True, vaegan=True, adv_weight=2.0,
-                    iwae_k=200, iwae_subset=500, n_samples=2000, ex_post_codes=10000, classifier_epochs=3,
+                    iwae_k=200, iwae_subset=500, n_samples=2000, ex_post_codes=10000, classifier_epochs=5,
                     classifier_subset=None, train_subset=None, seed=0, device="auto"),
     "full": dict(latent_size=40, hidden_size=400, epochs=300, batch_size=100, lr=1e-3, planar_ks=[10, 20, 40, 80],
                  radial_k=40, combined_k=40, gk_k=8, gk_prior=True, vaegan=True, adv_weight=2.0, iwae_k=5000,

@@ -90,3 +90,25 @@ def test_batches_cover_every_index_once():
     x = torch.arange(103)
     seen = torch.cat([b[0] for b in data.batches(x, 10, True, torch.Generator().manual_seed(0))])
     assert sorted(seen.tolist()) == list(range(103))
+
+
+@pytest.mark.parametrize("dx, dy", [(1.0, 0.0), (0.0, 2.0), (-3.0, 1.0), (0.4, -1.7)])
+def test_translate_matches_scipy_shift(dx, dy):
+    """Integer and sub-pixel shifts agree with scipy.ndimage.shift (bilinear, zero outside the image)."""
+    import scipy.ndimage
+    x = torch.rand(2, 1, 28, 28, dtype=torch.float64)
+    got = data.translate(x, torch.tensor([[dx, dy], [dx, dy]], dtype=torch.float64))
+    for i in range(2):
+        ref = scipy.ndimage.shift(x[i, 0].numpy(), (dy, dx), order=1, mode="grid-constant", cval=0.0)
+        np.testing.assert_allclose(got[i, 0].numpy(), ref, atol=1e-10)
+
+
+def test_random_translate_draws_bounded_shifts_per_image():
+    x = torch.rand(64, 1, 28, 28, dtype=torch.float64)
+    out = data.random_translate(x, 2.0, generator=torch.Generator().manual_seed(3))
+    shifts = (torch.rand(64, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 2 - 1) * 2.0
+    assert torch.allclose(out, data.translate(x, shifts))
+    assert shifts.abs().max() <= 2.0 and len({tuple(s) for s in shifts.tolist()}) == 64
+    assert torch.equal(data.random_translate(x, 0.0), x)
+    with pytest.raises(ValueError, match="N, C, H, W"):
+        data.random_translate(x[:, 0])

@@ -118,6 +118,33 @@ def test_interrupted_run_resumes_to_the_same_result(small, tmp_path):
         assert torch.equal(pa, pb)
 
 
+def test_onecycle_schedule_resumes_to_the_same_result(small, tmp_path):
+    """The scheduler's position is checkpointed: stopping after one epoch and resuming gives the same
+    weights as an uninterrupted run, and the learning rate ends where OneCycleLR says it must."""
+    x, y = small
+    kw = dict(epochs=3, batch_size=64, lr=3e-3, device="cpu", name="m", lr_schedule="onecycle")
+    full = train.fit(_build, x, y, cache=tmp_path / "a", **kw)
+    part = train.fit(_build, x, y, cache=tmp_path / "b", stop_after=1, **kw)
+    # after one epoch the learning rate is where a stand-alone OneCycleLR is after as many steps
+    steps_per_epoch = math.ceil(len(x) / 64)
+    reference_opt = torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=3e-3)
+    reference = torch.optim.lr_scheduler.OneCycleLR(reference_opt, max_lr=3e-3, total_steps=3 * steps_per_epoch)
+    for _ in range(steps_per_epoch):
+        reference_opt.step()
+        reference.step()
+    lr_after_one_epoch = torch.load(part.path, weights_only=True)["optimizers"][0]["param_groups"][0]["lr"]
+    assert lr_after_one_epoch == pytest.approx(reference.get_last_lr()[0], rel=1e-12)
+    assert lr_after_one_epoch > 3e-3 / 25  # it has warmed up from the initial max_lr / 25
+    resumed = train.fit(_build, x, y, cache=tmp_path / "b", **kw)
+    assert resumed.resumed_from == 1
+    for pa, pb in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(pa, pb)
+    constant = train.fit(_build, x, y, epochs=3, batch_size=64, lr=3e-3, device="cpu", name="m",
+                         cache=tmp_path / "a")
+    assert constant.path != full.path  # the schedule is part of the cache key
+    assert not all(torch.equal(pa, pb) for pa, pb in zip(full.model.parameters(), constant.model.parameters()))
+
+
 def test_corrupt_checkpoint_is_reported_and_retrained(small, tmp_path, capsys):
     x, y = small
     first = train.fit(_build, x, y, epochs=1, batch_size=64, cache=tmp_path, name="m", device="cpu")
@@ -150,6 +177,7 @@ def test_nan_loss_names_epoch_and_batch(small):
 @pytest.mark.parametrize("kwargs, match", [
     ({"epochs": 0}, "epochs"), ({"epochs": 1, "batch_size": 0}, "batch_size"),
     ({"epochs": 1, "lr": -1.0}, "lr"), ({"epochs": 1, "device": "tpu"}, "device"),
+    ({"epochs": 1, "lr_schedule": "cosine"}, "lr_schedule"),
 ])
 def test_invalid_training_parameters_fail_before_training(small, kwargs, match):
     x, y = small

@@ -132,6 +132,29 @@ def test_classifier_shapes():
     assert f.shape == (2500, 128) and f.device.type == "cpu"
 
 
+def test_classifier_augments_only_in_training():
+    torch.manual_seed(0)
+    clf = metrics.MNISTClassifier()
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 10, (16,))
+    clf.eval()  # no dropout, no shifts: the loss is plain cross-entropy of the logits
+    loss, _ = clf.training_loss(x, y)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(clf(x), y))
+    clf.train()
+    clf.head[0].p = 0.0  # isolate the augmentation from dropout
+    torch.manual_seed(1)
+    loss_aug, _ = clf.training_loss(x, y)
+    torch.manual_seed(1)  # same draw of shifts as inside training_loss
+    from vaebook.data import random_translate
+    expected = torch.nn.functional.cross_entropy(clf(random_translate(x, 2.0)), y)
+    assert torch.allclose(loss_aug, expected) and not torch.allclose(loss_aug, loss)
+    unaugmented = metrics.MNISTClassifier(augment_pixels=0.0)
+    unaugmented.load_state_dict(clf.state_dict())
+    unaugmented.head[0].p = 0.0
+    assert torch.allclose(unaugmented.training_loss(x, y)[0], loss)
+    with pytest.raises(ValueError, match="augment_pixels"):
+        metrics.MNISTClassifier(augment_pixels=-1)
+
+
 def test_classifier_learns_above_chance():
     clf, acc = metrics.get_classifier(epochs=2, train_subset=2000, seed=0, device="cpu")
     assert acc > 0.5          # chance is 0.1

@@ -99,6 +99,15 @@ def _default_optimizers(model: nn.Module, lr: float, device: torch.device) -> li
     return [torch.optim.Adam(model.parameters(), lr=lr, fused=fused or None)]
 
 
+LR_SCHEDULES = ("constant", "onecycle")
+
+
+def _schedulers(optimizers, lr_schedule: str, lr: float, total_steps: int) -> list:
+    if lr_schedule == "constant":
+        return []
+    return [torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps) for opt in optimizers]
+
+
 def _train_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizers) -> dict[str, float]:
     if hasattr(model, "train_batch"):
         return model.train_batch(x, y, optimizers)
@@ -136,7 +145,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
         epoch_end: Callable[[nn.Module, int], dict[str, float]] | None = None,
         snapshot: Callable[[nn.Module, int], dict[str, torch.Tensor]] | None = None,
         cache: bool | str | os.PathLike = True, progress: bool | None = None,
-        stop_after: int | None = None) -> FitResult:
+        stop_after: int | None = None, lr_schedule: str = "constant") -> FitResult:
     """Train ``build()`` on ``train_x`` (and labels ``train_y``) or load it from the cache.
 
     Parameters
@@ -151,25 +160,34 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     cache: True (default folder), False (no checkpoint), or a folder.
     progress: tqdm bar; None shows it on a terminal only, so executed notebooks stay clean.
     stop_after: stop (as if interrupted) after this many epochs in this call; for tests and demos.
+    lr_schedule: "constant" (``lr`` throughout) or "onecycle" (``torch.optim.lr_scheduler.OneCycleLR``
+        with peak ``lr`` over all ``epochs``, stepped per batch; its state is checkpointed, so a resumed
+        run follows the same schedule).
     """
     for label, value in (("epochs", epochs), ("batch_size", batch_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ParameterError(f"{label} must be an integer >= 1, got {value!r}")
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise ParameterError(f"lr must be a finite number > 0, got {lr!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ParameterError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if len(train_x) == 0:
         raise ParameterError("the training set is empty; check the digit selection and subset size")
     dev = resolve_device(device)
+    n_batches = math.ceil(len(train_x) / batch_size)
 
     seed_everything(seed)
     model = build().to(dev)
     optimizers = _default_optimizers(model, lr, dev)
+    schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
     if data_key is None:
         data_key = {"shape": list(train_x.shape), "sum": float(train_x.double().sum()),
                     "labels": None if train_y is None else float(train_y.double().sum())}
     params = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
               "optimizer": "adam-fused" if not hasattr(model, "make_optimizers") else "model's own",
               "data": data_key, "extra": extra_key, "device_type": dev.type}
+    if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
+        params["lr_schedule"] = lr_schedule
     key = cache_key(model, params)
     path = None if cache is False else cache_dir(None if cache is True else cache) / f"{name}-{key}.pt"
 
@@ -184,12 +202,17 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
             model.load_state_dict(state["model"])
             for opt, opt_state in zip(optimizers, state["optimizers"]):
                 opt.load_state_dict(opt_state)
+            for sched, sched_state in zip(schedulers, state.get("schedulers", [])):
+                sched.load_state_dict(sched_state)
+            if len(state.get("schedulers", [])) != len(schedulers):
+                raise ValueError("the checkpoint's learning-rate schedulers do not match")
         except (RuntimeError, KeyError, ValueError) as exc:
             notes.append(f"checkpoint {path} does not fit this model ({exc}); training anew")
             print(notes[-1], file=sys.stderr)
             seed_everything(seed)
             model = build().to(dev)
             optimizers = _default_optimizers(model, lr, dev)
+            schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
         else:
             history = [dict(row) for row in state["history"]]
             snapshots = {k: list(v) for k, v in state["snapshots"].items()}
@@ -203,7 +226,6 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
 
     x_dev = train_x.to(dev)
     y_dev = None if train_y is None else train_y.to(dev)
-    n_batches = math.ceil(len(x_dev) / batch_size)
     trained_now = 0
     for epoch in range(start_epoch + 1, epochs + 1):
         if stop_after is not None and trained_now >= stop_after:
@@ -222,6 +244,8 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
                 xb = binarize_images(xb)
             yb = None if y_dev is None else y_dev[idx]
             logs = _train_batch(model, xb, yb, optimizers)
+            for sched in schedulers:
+                sched.step()
             bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
             if bad:
                 raise TrainingError(
@@ -249,6 +273,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
             atomic_torch_save(path, {
                 "format": FORMAT_VERSION, "key": key, "name": name, "epoch": epoch,
                 "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                "schedulers": [sc.state_dict() for sc in schedulers],
                 "history": history, "snapshots": snapshots, "shuffle_rng": shuffle_gen.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
