@@ -69,6 +69,27 @@ def test_book_builds_with_warnings_as_errors(staged_book):
     for name in CHAPTERS:
         page = (html / "book" / "generated" / f"{name}.html").read_text()
         assert "Traceback" not in page
+    # the reproducibility page names the profile of every chapter in this build
+    repro = (generated / "reproducibility.md").read_text()
+    for name in CHAPTERS:
+        assert f"| {book.TITLES.get(name, name)} | `smoke` |" in repro
     # math is served from the book itself, not a CDN
     assert (html / "_static" / "mathjax" / "tex-chtml.js").exists()
     assert "cdn.jsdelivr" not in (html / "book" / "generated" / "latent_size.html").read_text()
+
+
+def test_run_records_are_per_chapter_and_broken_ones_are_reported(tmp_path, capsys):
+    book._record_run(tmp_path, "latent_size", "smoke", {"epochs": 1}, 12.3)
+    book._record_run(tmp_path, "gk_distribution", "default", {}, 4.0)
+    first = book.read_run_record(tmp_path, "latent_size")
+    assert first["profile"] == "smoke" and first["overrides"] == {"epochs": 1} and first["seconds"] == 12.3
+    assert book.read_run_record(tmp_path, "gk_distribution")["profile"] == "default"
+    assert book.read_run_record(tmp_path, "flow_vae") is None
+    (tmp_path / "runs" / "latent_size.json").write_text('{"profile": "sm')  # a truncated file
+    message = book.read_run_record(tmp_path, "latent_size")
+    assert isinstance(message, str) and "unreadable" in message and "latent_size.json" in message
+    assert "unreadable" in capsys.readouterr().err
+    (tmp_path / "latent_size.ipynb").write_text("{}")
+    book._write_generated_pages(tmp_path)
+    repro = (tmp_path / "reproducibility.md").read_text()
+    assert "record unreadable: re-execute it" in repro

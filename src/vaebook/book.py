@@ -7,7 +7,7 @@
 ``notebooks/NAME.py`` (jupytext percent format, the file people edit) is converted in memory, executed by
 papermill with ``profile`` and any ``-p KEY VALUE`` overrides (values parsed as YAML, as papermill's own
 command line does: ``-p latent_sizes '[2, 4]'``), and written to ``book/generated/NAME.ipynb``, which
-``_toc.yml`` points at. Each execution is recorded in ``book/generated/runs.json`` and shown on the
+``_toc.yml`` points at. Each execution is recorded in ``book/generated/runs/NAME.json`` and shown on the
 book's reproducibility page.
 """
 
@@ -130,15 +130,29 @@ def _git(*args: str) -> str:
 
 
 def _record_run(out_dir: Path, name: str, profile: str, params: dict, seconds: float) -> None:
-    path = out_dir / "runs.json"
+    # One small file per chapter, so chapters executed in parallel never overwrite each other's record.
+    record = {"profile": profile, "overrides": params, "seconds": round(seconds, 1),
+              "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+              "commit": _git("rev-parse", "--short", "HEAD") or "unknown"}
+    atomic_write_json(out_dir / "runs" / f"{name}.json", record)
+
+
+def read_run_record(out_dir: Path, name: str) -> dict | str | None:
+    """A chapter's execution record; None when there is none, or a message saying why it is unreadable."""
+    path = out_dir / "runs" / f"{name}.json"
+    if not path.exists():
+        return None
     try:
-        runs = json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, json.JSONDecodeError):
-        runs = {}
-    runs[name] = {"profile": profile, "overrides": params, "seconds": round(seconds, 1),
-                  "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                  "commit": _git("rev-parse", "--short", "HEAD") or "unknown"}
-    atomic_write_json(path, runs)
+        record = json.loads(path.read_text())
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+        for key in ("profile", "overrides", "seconds", "finished", "commit"):
+            record[key]  # noqa: B018 - a KeyError names the missing field
+        return record
+    except (OSError, ValueError, KeyError) as exc:
+        msg = f"run record {path} is unreadable ({type(exc).__name__}: {exc}); re-execute the chapter"
+        print(msg, file=sys.stderr)
+        return msg
 
 
 def _write_generated_pages(out_dir: Path) -> None:
@@ -149,10 +163,6 @@ def _write_generated_pages(out_dir: Path) -> None:
             atomic_write_text(out_dir / f"{name}.md", (
                 f"# {TITLES.get(name, name)}\n\nThis chapter has not been executed on this machine yet. "
                 f"Run `make chapter NAME={name}` (or `make book`) to train its models and fill this page.\n"))
-    try:
-        runs = json.loads((out_dir / "runs.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        runs = {}
     lines = ["# Reproducibility", "",
              "Every chapter is a percent-format notebook in `notebooks/`, executed by papermill with a "
              "named profile and optional overrides. This page lists how each chapter in this build was "
@@ -161,9 +171,12 @@ def _write_generated_pages(out_dir: Path) -> None:
              "| chapter | profile | overrides | execution time | finished | commit |",
              "|---|---|---|---|---|---|"]
     for name in available_chapters():
-        r = runs.get(name)
+        r = read_run_record(out_dir, name)
         if r is None or not (out_dir / f"{name}.ipynb").exists():
             lines.append(f"| {TITLES.get(name, name)} | not executed | | | | |")
+            continue
+        if isinstance(r, str):
+            lines.append(f"| {TITLES.get(name, name)} | record unreadable: re-execute it | | | | |")
             continue
         over = ", ".join(f"`{k}={v!r}`" for k, v in r["overrides"].items()) or "none"
         lines.append(f"| {TITLES.get(name, name)} | `{r['profile']}` | {over} | {r['seconds']:.0f} s | "
