@@ -140,26 +140,27 @@ def _model_device(model: _nn.Module) -> torch.device:
 
 
 @torch.no_grad()
+def _batched_eval(classifier: MNISTClassifier, fn, x: torch.Tensor, batch_size: int, width: int) -> torch.Tensor:
+    """``fn(batch)`` over ``x`` in eval mode (no dropout, no augmentation), as one (N, width) CPU tensor;
+    the classifier's train/eval mode is restored afterwards."""
+    x = _as_nchw(x, "x")
+    was_training = classifier.training
+    classifier.eval()
+    dev = _model_device(classifier)
+    try:
+        out = [fn(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        classifier.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, width)
+
+
 def classifier_features(classifier: MNISTClassifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Penultimate features of images ``x`` ((N, 1, 28, 28) in [0, 1]), as a (N, F) CPU tensor."""
-    x = _as_nchw(x, "x")
-    was_training = classifier.training
-    classifier.eval()
-    dev = _model_device(classifier)
-    out = [classifier.features(x[i:i + batch_size].to(dev)).cpu() for i in range(0, len(x), batch_size)]
-    classifier.train(was_training)
-    return torch.cat(out) if out else torch.empty(0, classifier.feature_size)
+    return _batched_eval(classifier, classifier.features, x, batch_size, classifier.feature_size)
 
 
-@torch.no_grad()
 def _classifier_probs(classifier: MNISTClassifier, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    x = _as_nchw(x, "x")
-    was_training = classifier.training
-    classifier.eval()
-    dev = _model_device(classifier)
-    out = [torch.softmax(classifier(x[i:i + batch_size].to(dev)), 1).cpu() for i in range(0, len(x), batch_size)]
-    classifier.train(was_training)
-    return torch.cat(out)
+    return _batched_eval(classifier, lambda b: torch.softmax(classifier(b), 1), x, batch_size, 10)
 
 
 def classifier_accuracy(classifier: MNISTClassifier, x: torch.Tensor, y: torch.Tensor) -> float:
