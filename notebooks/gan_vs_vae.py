@@ -188,8 +188,8 @@ pd.DataFrame({"images": [vae_n, gan_n, run.n_samples]},
 # feature space of an ImageNet classifier. Those weights cannot be downloaded here, and photographs'
 # features are a poor lens for 28×28 digits anyway. So the book trains its own small MNIST classifier
 # (two strided convolutions and a 128-unit dense layer; trained on images shifted at random by up to
-# two pixels, with a one-cycle learning-rate schedule, which is what lifts it past 99% test accuracy)
-# and measures everything in the space of its 128 penultimate features $f(x)$. Features are only as
+# two pixels, with a one-cycle learning-rate schedule, which lifts it past 99% test accuracy within
+# five epochs) and measures everything in the space of its 128 penultimate features $f(x)$. Features are only as
 # trustworthy as the classifier, so its accuracy is printed below; a feature space that could not tell
 # the digits apart would blur the distances between them.
 #
