@@ -462,10 +462,22 @@ for d in run.latent_sizes:
     lo, hi = part.iloc[0], part.iloc[-1]
     print(f"d = {d}: β {lo['β value']:.3g} → rate {lo['rate']:.1f} nats, MSE {lo['mse']:.4f}; "
           f"β {hi['β value']:.3g} → rate {hi['rate']:.1f} nats, MSE {hi['mse']:.4f}")
+suboptimal = bv.suboptimal_models(rd)
+if suboptimal.empty:
+    print("every model is the best of this page's models on its own objective D + β·R")
+else:
+    print("models beaten on their own objective D + β·R by another model of the same latent size "
+          "(their training stopped in a worse optimum):")
+    display(suboptimal.set_index(["latent size", "β"]).style.format(precision=3))
 
 # %% [markdown]
 # In a converged model, lowering β moves it to the right (more nats per code) and down (less
-# distortion); the printed pairs show, per latent size, how far that holds for this page's models. A
+# distortion); the printed pairs show, per latent size, how far that holds for this page's models. It
+# can be checked without knowing the optimum: model $a$ minimises $D + \beta_a R$, so if another model
+# $b$ of the same latent size has $D_b + \beta_a R_b < D_a + \beta_a R_a$, then $b$'s weights solve $a$'s
+# own problem better, and $a$'s training ended in a worse optimum. The check above lists such models.
+# One seed per setting cannot tell a bad optimum from a bad β, which is the caution the source's
+# single-run table needed. A
 # small $\beta_{\text{eff}}$ buys its sharper reconstructions by transmitting more nats, so part of
 # what the source attributed to the latent size is this trade. At a fixed β a larger latent size can
 # only help if the model uses the extra dimensions; at $\beta = 1$ the KL term pushes unneeded dimensions

@@ -165,3 +165,33 @@ def test_separation_scores_on_known_clusters():
     assert s["knn_accuracy"] < 0.25 and abs(s["silhouette"]) < 0.1
     emb = bv.tsne_embedding(tight[:60], seed=0)
     assert emb.shape == (60, 2) and np.isfinite(emb).all()
+
+
+def test_suboptimal_models_known_answer():
+    import pandas as pd
+    rd = pd.DataFrame([
+        # d = 15: the beta = 0.5 model has less rate AND more distortion than the beta = 1 model, so the
+        # beta = 1 model scores 80 + 0.5 * 21 = 90.5 < 88 + 0.5 * 20 = 98 on beta = 0.5's own objective
+        {"latent size": 15, "β value": 0.5, "rate": 20.0, "distortion": 88.0},
+        {"latent size": 15, "β value": 1.0, "rate": 21.0, "distortion": 80.0},
+        {"latent size": 15, "β value": 2.0, "rate": 10.0, "distortion": 95.0},
+        # d = 5: a consistent frontier (lower beta, more rate, less distortion): nobody is beaten
+        {"latent size": 5, "β value": 0.5, "rate": 30.0, "distortion": 90.0},
+        {"latent size": 5, "β value": 1.0, "rate": 20.0, "distortion": 96.0},
+    ])
+    out = bv.suboptimal_models(rd)
+    assert list(out["latent size"]) == [15] and list(out["β"]) == [0.5]
+    row = out.iloc[0]
+    assert row["beaten by β"] == 1.0
+    assert row["own objective"] == pytest.approx(98.0) and row["its value"] == pytest.approx(90.5)
+    assert row["excess (nats)"] == pytest.approx(7.5)
+    # a brute-force check of the definition on random frontiers
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        frame = pd.DataFrame({"latent size": 5, "β value": [0.25, 0.5, 1.0, 2.0],
+                              "rate": rng.uniform(5, 40, 4), "distortion": rng.uniform(60, 120, 4)})
+        flagged = set(bv.suboptimal_models(frame)["β"])
+        expected = {a.β_value for a in frame.rename(columns={"β value": "β_value"}).itertuples()
+                    if any(b.distortion + a.β_value * b.rate < a.distortion + a.β_value * a.rate
+                           for b in frame.rename(columns={"β value": "β_value"}).itertuples() if b.Index != a.Index)}
+        assert flagged == expected

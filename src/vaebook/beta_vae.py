@@ -268,6 +268,33 @@ def rate_distortion(model: nn.Module, x: torch.Tensor, x_hat: torch.Tensor | Non
             "mse": mse(x, x_hat).mean().item(), "psnr": psnr(x, x_hat).mean().item()}
 
 
+def suboptimal_models(rd: pd.DataFrame) -> pd.DataFrame:
+    """Models beaten on their own objective by another model of the same latent size.
+
+    ``rd`` has columns "latent size", "β value", "rate", "distortion" (one row per model, all measured on
+    the same images). Model a minimises D + β_a R; if another model b with the same latent size has
+    D_b + β_a R_b < D_a + β_a R_a, then b's parameters are a better solution of a's own problem, so a's
+    training stopped in a worse optimum (or short of one). At the optimum, lowering β can only raise
+    the rate and lower the distortion; a point that breaks this is caught here. Returns one row per
+    such model: its objective and the best other model's value of that same objective.
+    """
+    rows = []
+    for d, part in rd.groupby("latent size"):
+        for _, a in part.iterrows():
+            own = a["distortion"] + a["β value"] * a["rate"]
+            others = part[part.index != a.name]
+            if others.empty:
+                continue
+            values = others["distortion"] + a["β value"] * others["rate"]
+            best = values.idxmin()
+            if values[best] < own:
+                rows.append({"latent size": d, "β": a["β value"], "own objective": own,
+                             "beaten by β": others.loc[best, "β value"], "its value": values[best],
+                             "excess (nats)": own - values[best]})
+    return pd.DataFrame(rows, columns=["latent size", "β", "own objective", "beaten by β", "its value",
+                                       "excess (nats)"])
+
+
 @torch.no_grad()
 def kl_per_dimension(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Mean KL of each latent dimension over ``x``: ½(μ_j² + σ_j² − 1 − log σ_j²); near 0 = unused."""
