@@ -462,12 +462,14 @@ for d in run.latent_sizes:
     lo, hi = part.iloc[0], part.iloc[-1]
     print(f"d = {d}: β {lo['β value']:.3g} → rate {lo['rate']:.1f} nats, MSE {lo['mse']:.4f}; "
           f"β {hi['β value']:.3g} → rate {hi['rate']:.1f} nats, MSE {hi['mse']:.4f}")
-suboptimal = bv.suboptimal_models(rd)
+# D is estimated with one sampled code per image: on 5,000 test images the paired standard error of a
+# difference of two models' objectives is about 0.1 nats (measured at d = 5), so smaller gaps are noise.
+suboptimal = bv.suboptimal_models(rd, tolerance=0.5)
 if suboptimal.empty:
-    print("every model is the best of this page's models on its own objective D + β·R")
+    print("every model is the best of this page's models on its own objective D + β·R (within 0.5 nats)")
 else:
-    print("models beaten on their own objective D + β·R by another model of the same latent size "
-          "(their training stopped in a worse optimum):")
+    print("models beaten by more than 0.5 nats on their own objective D + β·R by another model of the "
+          "same latent size (their training stopped in a worse optimum):")
     display(suboptimal.set_index(["latent size", "β"]).style.format(precision=3))
 
 # %% [markdown]

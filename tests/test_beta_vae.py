@@ -185,6 +185,8 @@ def test_suboptimal_models_known_answer():
     assert row["beaten by β"] == 1.0
     assert row["own objective"] == pytest.approx(98.0) and row["its value"] == pytest.approx(90.5)
     assert row["excess (nats)"] == pytest.approx(7.5)
+    assert bv.suboptimal_models(rd, tolerance=7.4)["β"].tolist() == [0.5]
+    assert bv.suboptimal_models(rd, tolerance=7.6).empty
     # a brute-force check of the definition on random frontiers
     rng = np.random.default_rng(0)
     for _ in range(20):

@@ -268,7 +268,7 @@ def rate_distortion(model: nn.Module, x: torch.Tensor, x_hat: torch.Tensor | Non
             "mse": mse(x, x_hat).mean().item(), "psnr": psnr(x, x_hat).mean().item()}
 
 
-def suboptimal_models(rd: pd.DataFrame) -> pd.DataFrame:
+def suboptimal_models(rd: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
     """Models beaten on their own objective by another model of the same latent size.
 
     ``rd`` has columns "latent size", "β value", "rate", "distortion" (one row per model, all measured on
@@ -276,7 +276,8 @@ def suboptimal_models(rd: pd.DataFrame) -> pd.DataFrame:
     D_b + β_a R_b < D_a + β_a R_a, then b's parameters are a better solution of a's own problem, so a's
     training stopped in a worse optimum (or short of one). At the optimum, lowering β can only raise
     the rate and lower the distortion; a point that breaks this is caught here. Returns one row per
-    such model: its objective and the best other model's value of that same objective.
+    such model: its objective and the best other model's value of that same objective. ``tolerance``
+    (nats): only excesses larger than this count, since D and R are Monte-Carlo estimates.
     """
     rows = []
     for d, part in rd.groupby("latent size"):
@@ -287,7 +288,7 @@ def suboptimal_models(rd: pd.DataFrame) -> pd.DataFrame:
                 continue
             values = others["distortion"] + a["β value"] * others["rate"]
             best = values.idxmin()
-            if values[best] < own:
+            if values[best] < own - tolerance:
                 rows.append({"latent size": d, "β": a["β value"], "own objective": own,
                              "beaten by β": others.loc[best, "β value"], "its value": values[best],
                              "excess (nats)": own - values[best]})
