@@ -94,8 +94,9 @@ class MNISTClassifier(_nn.Module):
     flatten 3136 -> Dense 128, ReLU (the features, F = 128) -> Dropout 0.3 -> Dense 10 (logits).
     Strided convolutions instead of convolution + max-pooling cost a third of the arithmetic, which
     matters on a CPU. Training shifts each image by a random offset of up to ``augment_pixels`` pixels
-    (:func:`vaebook.data.random_translate`); with the one-cycle schedule of :func:`get_classifier` this
-    lifts test accuracy after 6 epochs from about 98.8% to 99.2% (measured on this book's machine).
+    (:func:`vaebook.data.random_translate`). Measured on this book's machine: a constant learning rate
+    without shifts reaches 98.84% test accuracy in 10 epochs; the one-cycle schedule of
+    :func:`get_classifier` gives 99.06% in 6, and adding the shifts 99.22% in 6 (99.11% in 5).
     """
 
     feature_size = 128
