@@ -135,7 +135,7 @@ run
 # The table records the profile and every parameter behind this page. The `full` profile uses the
 # source's own training settings (15 epochs, batch 32, 20% validation split, all 60,000 training images)
 # and a wider β grid: sixteen models of about nine minutes each on one core of this book's 2-core CPU
-# (`make chapter NAME=beta_vae PROFILE=full`, a little over two hours; minutes on a GPU). The `default`
+# (`make chapter NAME=beta_vae PROFILE=full`, 150 core-minutes in all; minutes on a GPU). The `default`
 # profile trains on a subset with fewer epochs so the whole book runs on a laptop CPU in half an hour:
 # its models are under-trained compared with the source's, which matters for the comparison at the end.
 # To rerun with other values:
