@@ -146,10 +146,11 @@ def read_run_record(out_dir: Path, name: str) -> dict | str | None:
         record = json.loads(path.read_text())
         if not isinstance(record, dict):
             raise ValueError("not a JSON object")
-        for key in ("profile", "overrides", "seconds", "finished", "commit"):
-            record[key]  # noqa: B018 - a KeyError names the missing field
+        missing = [k for k in ("profile", "overrides", "seconds", "finished", "commit") if k not in record]
+        if missing:
+            raise ValueError(f"missing fields {missing}")
         return record
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError) as exc:
         msg = f"run record {path} is unreadable ({type(exc).__name__}: {exc}); re-execute the chapter"
         print(msg, file=sys.stderr)
         return msg
