@@ -1,15 +1,38 @@
+"""Chapter parameters: the typed declarations, profiles as differences, one-line messages, and the
+book's command line rejecting bad overrides before any kernel starts."""
+
+import dataclasses
+import subprocess
+import sys
+import time
+
 import pytest
 
-from vaebook.config import ParameterError, resolve
+from vaebook import book, chapters
+from vaebook.config import ChapterParams, ParameterError, chapter_params, integer, integers, number, resolve_params
 
-PROFILES = {"smoke": dict(epochs=1, latent_sizes=[2, 4], device="auto", seed=0, lr=1e-3, train_subset=100),
-            "default": dict(epochs=5, latent_sizes=[2, 4, 16], device="auto", seed=0, lr=1e-3, train_subset=None)}
+
+@dataclasses.dataclass(frozen=True)
+class Demo(ChapterParams):
+    epochs: int = integer(5, "epochs")
+    latent_sizes: tuple = integers((2, 4, 16), "sizes")
+    lr: float = number(1e-3, "learning rate")
+    train_subset: int | None = integer(None, "images", optional=True)
+
+
+PROFILES = {"smoke": dataclasses.replace(Demo(), epochs=1, latent_sizes=[2, 4], train_subset=100),
+            "default": Demo()}
+
+
+def test_profiles_are_differences_and_lists_become_tuples():
+    assert PROFILES["smoke"].latent_sizes == (2, 4) and PROFILES["smoke"].lr == 1e-3
 
 
 def test_profile_and_overrides():
-    run = resolve("demo", PROFILES, "smoke", epochs=3, latent_sizes=None)
-    assert run.epochs == 3 and run.latent_sizes == [2, 4] and run.overrides == {"epochs": 3}
-    assert "override" in run._repr_markdown_() and "torch" in run._repr_markdown_()
+    run = resolve_params("demo", PROFILES, "smoke", {"epochs": 3, "latent_sizes": None})
+    assert run.epochs == 3 and run.latent_sizes == (2, 4) and run.overrides == {"epochs": 3}
+    text = run._repr_markdown_()
+    assert "override" in text and "torch" in text and "| `epochs` | `3` |" in text
 
 
 @pytest.mark.parametrize("overrides, match", [
@@ -18,19 +41,22 @@ def test_profile_and_overrides():
     ({"latent_sizes": []}, "latent_sizes must be a non-empty list"),
     ({"device": "gpu"}, "unknown device 'gpu'"),
     ({"lr": 0}, "lr must be a finite number > 0"),
+    ({"lr": "fast"}, "lr must be a finite number > 0"),
     ({"seed": -1}, "seed must be an integer >= 0"),
     ({"train_subset": 0}, "train_subset must be an integer >= 1"),
     ({"epochs": 2.5}, "epochs must be an integer"),
-    ({"epcohs": 3}, r"has no parameter\(s\) \['epcohs'\]"),
+    ({"epochs": True}, "epochs must be an integer"),
+    ({"epcohs": 3}, r"has no parameter\(s\) \['epcohs'\].*did you mean 'epochs'"),
 ])
 def test_invalid_parameters_fail_with_one_clear_message(overrides, match):
-    with pytest.raises(ParameterError, match=match):
-        resolve("demo", PROFILES, "default", **overrides)
+    with pytest.raises(ParameterError, match=match) as info:
+        resolve_params("demo", PROFILES, "default", overrides)
+    assert "\n" not in str(info.value)
 
 
 def test_unknown_profile():
     with pytest.raises(ParameterError, match=r"unknown profile 'fast'.*\['default', 'smoke'\]"):
-        resolve("demo", PROFILES, "fast")
+        resolve_params("demo", PROFILES, "fast", {})
 
 
 def test_cuda_request_without_gpu_is_explained():
@@ -39,4 +65,59 @@ def test_cuda_request_without_gpu_is_explained():
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     with pytest.raises(ParameterError, match="no CUDA GPU"):
-        resolve("demo", PROFILES, "smoke", device="cuda")
+        resolve_params("demo", PROFILES, "smoke", {"device": "cuda"})
+
+
+def test_a_bad_profile_fails_when_declared():
+    with pytest.raises(ParameterError, match="epochs must be an integer >= 1"):
+        dataclasses.replace(Demo(), epochs=0)
+
+
+@pytest.mark.parametrize("name", book.CHAPTERS)
+def test_every_profile_of_every_chapter_is_valid(name):
+    profiles = chapters.profiles(name)
+    assert set(profiles) == {"smoke", "default", "full"}
+    for profile, params in profiles.items():
+        run = chapters.resolve(name, profile)  # checks every field again, nothing executes
+        assert run.params == params and isinstance(params, ChapterParams)
+
+
+@pytest.mark.parametrize("name", book.CHAPTERS)
+def test_parameters_cell_names_exactly_the_declared_fields(name):
+    import jupytext
+
+    nb = jupytext.read(book.NOTEBOOKS / f"{name}.py")
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    namespace: dict = {}
+    exec(cell.source, namespace)
+    names = {k for k in namespace if not k.startswith("__")}
+    declared = set(chapters.profiles(name)["default"].names())
+    assert names == declared | {"profile"}
+    assert all(namespace[k] is None for k in declared)  # None: take the profile's value
+
+
+def test_chapter_params_reads_the_notebook_namespace():
+    namespace = {"profile": "smoke", "latent_sizes": [2], "epochs": None, "In": [], "np": sys}
+    run = chapter_params("latent_size", "smoke", namespace)
+    assert run.latent_sizes == (2,) and run.overrides == {"latent_sizes": (2,)}
+    with pytest.raises(ParameterError, match=r"\['epcohs'\]"):
+        chapter_params("latent_size", "smoke", {"epcohs": 3})
+
+
+def test_book_rejects_a_bad_override_before_starting_a_kernel(tmp_path):
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-m", "vaebook.book", "execute", "latent_size", "--profile", "smoke",
+                          "-p", "latent_sizes", "[2, 0]"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "VAEBOOK_CACHE": str(tmp_path)})
+    seconds = time.perf_counter() - t0
+    assert out.returncode == 2
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
+    assert lines == ["error: latent_sizes must contain integers >= 1, got 0 in [2, 0]; "
+                     "pass e.g. -p latent_sizes '[2, 4, 16]'"]
+    assert seconds < 5, f"the check took {seconds:.1f} s"
+    assert list(tmp_path.iterdir()) == []  # nothing trained
+
+
+def test_parse_params_reads_yaml_numbers_without_a_dot():
+    assert book.parse_params([["lr", "1e-3"], ["latent_sizes", "[2, 4]"], ["device", "cpu"]]) == \
+        {"lr": 1e-3, "latent_sizes": [2, 4], "device": "cpu"}

@@ -23,37 +23,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from .config import ParameterError
 from .data import PROJECT_ROOT
 from .io import atomic_write_json, atomic_write_text
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 GENERATED = PROJECT_ROOT / "book" / "generated"
-# Book order; a chapter runs if its notebook exists.
-CHAPTERS = ["latent_size", "gk_distribution", "flow_vae", "gan_vs_vae", "beta_vae", "gmm_vae"]
-TITLES = {
-    "latent_size": "How big should the latent space be?",
-    "gk_distribution": "The g-and-k distribution",
-    "flow_vae": "Normalizing flows in the VAE",
-    "gan_vs_vae": "GAN versus VAE",
-    "beta_vae": "β-VAE",
-    "gmm_vae": "GMM-VAE",
-}
-
-
 class ChapterError(RuntimeError):
     pass
 
 
-def available_chapters() -> list[str]:
-    return [c for c in CHAPTERS if (NOTEBOOKS / f"{c}.py").exists()]
-
-
-def toc_chapters() -> list[str]:
-    """Chapters that ``_toc.yml`` lists under book/generated/."""
+def _toc_files(root: Path = PROJECT_ROOT) -> list[str]:
     import yaml
 
-    toc = yaml.safe_load((PROJECT_ROOT / "_toc.yml").read_text())
-    files = []
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files: list[str] = []
 
     def walk(node):
         if isinstance(node, dict):
@@ -66,8 +50,35 @@ def toc_chapters() -> list[str]:
                 walk(v)
 
     walk(toc)
+    return files
+
+
+def toc_chapters(root: Path = PROJECT_ROOT) -> list[str]:
+    """The chapters, in book order: ``_toc.yml``'s entries under book/generated/ that have a notebook.
+    ``_toc.yml`` is the one list of chapters."""
     prefix = "book/generated/"
-    return [f[len(prefix):] for f in files if f.startswith(prefix) and f[len(prefix):] in CHAPTERS]
+    return [f[len(prefix):] for f in _toc_files(root)
+            if f.startswith(prefix) and (NOTEBOOKS / f"{f[len(prefix):]}.py").exists()]
+
+
+def notebook_title(name: str) -> str:
+    """A chapter's title: the first markdown heading of ``notebooks/NAME.py``."""
+    import re
+
+    path = NOTEBOOKS / f"{name}.py"
+    if path.exists():
+        m = re.search(r"^# # (.+)$", path.read_text(), flags=re.M)
+        if m:
+            return m.group(1).strip()
+    return name
+
+
+CHAPTERS = toc_chapters()
+TITLES = {name: notebook_title(name) for name in CHAPTERS}
+
+
+def available_chapters() -> list[str]:
+    return list(CHAPTERS)
 
 
 def parse_params(pairs: list[list[str]] | None) -> dict:
@@ -75,8 +86,24 @@ def parse_params(pairs: list[list[str]] | None) -> dict:
 
     params = {}
     for key, value in pairs or []:
-        params[key] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):
+            try:  # YAML 1.1 reads "1e-3" (no dot) as a string; a number is meant
+                parsed = float(parsed) if parsed.strip().lower() not in ("nan", "inf", "-inf", "+inf") else parsed
+            except ValueError:
+                pass
+        params[key] = parsed
     return params
+
+
+def check_parameters(name: str, profile: str, params: dict | None = None):
+    """Check a chapter's profile and overrides against its declaration, before any kernel starts; return
+    the resolved :class:`vaebook.config.Run`. Raises :class:`vaebook.config.ParameterError`."""
+    from .chapters import resolve
+
+    if name not in CHAPTERS:
+        raise ChapterError(f"no chapter {name!r}; chapters: {available_chapters()}")
+    return resolve(name, profile, params or {})
 
 
 def execute(name: str, profile: str = "default", params: dict | None = None,
@@ -89,6 +116,7 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
     source = NOTEBOOKS / f"{name}.py"
     if not source.exists():
         raise ChapterError(f"no chapter {name!r}: {source} does not exist; chapters: {available_chapters()}")
+    check_parameters(name, profile, params)  # a bad value fails here, before a kernel starts
     out_dir.mkdir(parents=True, exist_ok=True)
     notebook = jupytext.read(source)
     notebook.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
@@ -231,10 +259,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("execute", "all"):
             names = getattr(args, "names", None) or available_chapters()
             params = parse_params(args.parameter)
+            profile = params.pop("profile", args.profile)
+            for name in names:  # check every chapter before executing any
+                check_parameters(name, profile, params)
             for name in names:
-                execute(name, args.profile, params)
+                execute(name, profile, params)
         if args.command == "build" or args.command == "all" or getattr(args, "build", False):
             build(strict=args.strict)
+    except ParameterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ChapterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

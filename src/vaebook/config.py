@@ -1,21 +1,40 @@
-"""Chapter parameters: named profiles, overrides from papermill, validation, and a record of the run.
+"""Chapter parameters: one typed, frozen dataclass per chapter, profiles written as differences, and the
+record of a run.
 
-Every chapter has one ``parameters`` cell (papermill injects overrides after it) whose values default to
-``None``, meaning "take the profile's value". The next cell calls :func:`resolve` with the chapter's
-profile table, so an invalid value fails there with one clear message, before anything trains::
+A chapter declares its parameters once, in ``vaebook.chapters.NAME``::
 
-    run = resolve("latent_size", PROFILES, profile, epochs=epochs, latent_sizes=latent_sizes)
+    @dataclass(frozen=True)
+    class Params(ChapterParams):
+        latent_sizes: tuple[int, ...] = integers((2, 4, 16), "latent sizes to compare")
+        epochs: int = integer(12, "training epochs per model")
+
+    DEFAULT = Params()
+    PROFILES = {"smoke": replace(DEFAULT, epochs=1), "default": DEFAULT, "full": replace(DEFAULT, epochs=50)}
+
+Each field's limits live beside it (the small vocabulary below: :func:`integer`, :func:`number`,
+:func:`integers`, :func:`choice`, ...). Constructing a ``Params`` (and so ``replace``) checks every field,
+so an invalid profile fails at import and an invalid override fails with one line naming the parameter,
+the value and an example of a valid one. The notebook's ``parameters`` cell lists the same names with
+``None`` ("take the profile's value"); the next cell is one call::
+
+    run = chapter_params("latent_size", profile, globals())
     run  # renders the profile, every parameter, the device and the package versions
+
+``python -m vaebook.book execute NAME -p KEY VALUE`` runs the same check before it starts a kernel.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import math
 import os
 import platform
 import subprocess
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
@@ -26,69 +45,127 @@ class ParameterError(ValueError):
     """A chapter or library parameter is invalid. The message says which, why, and how to fix it."""
 
 
-# --- validators, keyed by parameter name; every chapter shares them ---------------------------------
+# --- the validator vocabulary: each returns a dataclass field whose metadata holds its check ---------
+
+Check = Callable[[str, Any], Any]  # (name, value) -> normalised value, or raise ParameterError
+
 
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _positive_int(name: str, v: Any, minimum: int = 1) -> None:
-    if not _is_int(v) or v < minimum:
-        raise ParameterError(f"{name} must be an integer >= {minimum}, got {v!r}; "
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _param(default: Any, check: Check, help: str) -> Any:
+    return field(default=default, metadata={"check": check, "help": help})
+
+
+def check_integer(name: str, v: Any, minimum: int = 1, maximum: int | None = None,
+                  optional: bool = False, none_means: str = "") -> int | None:
+    if v is None and optional:
+        return None
+    bound = f">= {minimum}" + (f" and <= {maximum:,}" if maximum is not None else "")
+    if not _is_int(v) or v < minimum or (maximum is not None and v > maximum):
+        alt = f" (or None for {none_means})" if optional else ""
+        raise ParameterError(f"{name} must be an integer {bound}{alt}, got {v!r}; "
                              f"pass e.g. -p {name} {max(minimum, 1)}")
+    return v
 
 
-def _positive_int_list(name: str, v: Any) -> None:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
-        v = [v]
-    if not isinstance(v, (list, tuple)) or len(v) == 0:
-        raise ParameterError(f"{name} must be a non-empty list of integers >= 1, got {v!r}; "
-                             f"pass e.g. -p {name} '[2, 4, 16]'")
-    for item in v:
-        if not _is_int(item) or item < 1:
-            raise ParameterError(f"{name} must contain integers >= 1, got {item!r} in {v!r}")
+def integer(default: int | None, help: str, minimum: int = 1, maximum: int | None = None,
+            optional: bool = False, none_means: str = "all") -> Any:
+    """An integer in [minimum, maximum]; ``optional`` also allows None (meaning ``none_means``)."""
+    return _param(default, lambda n, v: check_integer(n, v, minimum, maximum, optional, none_means), help)
 
 
-def _positive_float(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v > 0) or v != v or v == float("inf"):
-        raise ParameterError(f"{name} must be a finite number > 0, got {v!r}")
+def number(default: float, help: str, minimum: float = 0.0, inclusive: bool = False,
+           maximum: float | None = None) -> Any:
+    """A finite number > minimum (>= with ``inclusive``), at most ``maximum``; ints become floats."""
+
+    def check(name: str, v: Any) -> float:
+        ok = _is_number(v) and (v >= minimum if inclusive else v > minimum) and (maximum is None or v <= maximum)
+        if not ok:
+            rel = ">=" if inclusive else ">"
+            upper = f" and <= {maximum}" if maximum is not None else ""
+            raise ParameterError(f"{name} must be a finite number {rel} {minimum:g}{upper}, got {v!r}; "
+                                 f"pass e.g. -p {name} {default!r}")
+        return float(v)
+
+    return _param(default, check, help)
 
 
-def _nonneg_float_list(name: str, v: Any) -> None:
-    vals = v if isinstance(v, (list, tuple)) else [v]
-    if len(vals) == 0:
-        raise ParameterError(f"{name} must be a non-empty list of numbers >= 0, got {v!r}")
-    for item in vals:
-        if item is None or isinstance(item, str):
-            continue  # named settings such as "source" are checked by the chapter
-        if isinstance(item, bool) or not isinstance(item, (int, float)) or not (item >= 0) or item == float("inf"):
-            raise ParameterError(f"{name} must contain finite numbers >= 0, got {item!r} in {v!r}")
+def fraction(default: float, help: str) -> Any:
+    """A number strictly between 0 and 1."""
+
+    def check(name: str, v: Any) -> float:
+        if not _is_number(v) or not 0 < v < 1:
+            raise ParameterError(f"{name} must be a fraction strictly between 0 and 1, got {v!r}; "
+                                 f"pass e.g. -p {name} {default!r}")
+        return float(v)
+
+    return _param(default, check, help)
 
 
-def _optional_subset(name: str, v: Any) -> None:
-    if v is None:
-        return
-    _positive_int(name, v, minimum=1)
+def integers(default: Sequence[int], help: str, minimum: int = 1, maximum: int | None = None) -> Any:
+    """A non-empty list of integers in [minimum, maximum], stored as a tuple; a single integer is a list of one."""
+
+    def check(name: str, v: Any) -> tuple[int, ...]:
+        if _is_int(v):
+            v = [v]
+        example = " ".join(str(x) for x in default)
+        if not isinstance(v, (list, tuple)) or len(v) == 0:
+            raise ParameterError(f"{name} must be a non-empty list of integers >= {minimum}, got {v!r}; "
+                                 f"pass e.g. -p {name} '[{example.replace(' ', ', ')}]'")
+        for item in v:
+            if not _is_int(item) or item < minimum or (maximum is not None and item > maximum):
+                bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+                raise ParameterError(f"{name} must contain integers {bound}, got {item!r} in {list(v)!r}; "
+                                     f"pass e.g. -p {name} '{list(default)!r}'")
+        return tuple(v)
+
+    return _param(tuple(default), check, help)
 
 
-def _fraction(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 < v < 1):
-        raise ParameterError(f"{name} must be a fraction strictly between 0 and 1, got {v!r}")
+def choice(default: Any, help: str, options: Sequence[Any]) -> Any:
+    """One of ``options``."""
+
+    def check(name: str, v: Any) -> Any:
+        if v not in options or isinstance(v, bool) != isinstance(default, bool):
+            raise ParameterError(f"{name} must be one of {list(options)!r}, got {v!r}; "
+                                 f"pass e.g. -p {name} {options[0]!r}")
+        return v
+
+    return _param(default, check, help)
 
 
-def _digits(name: str, v: Any) -> None:
-    if v is None:
-        return
-    if not isinstance(v, (list, tuple)) or not v or any((not _is_int(d)) or not 0 <= d <= 9 for d in v):
-        raise ParameterError(f"{name} must be a non-empty list of digits 0-9 (or None for all), got {v!r}")
-    if len(set(v)) != len(v):
-        raise ParameterError(f"{name} has repeated digits: {v!r}")
+def digits(default: Sequence[int] | None, help: str) -> Any:
+    """A non-empty list of distinct digits 0-9 (a tuple), or None for all ten."""
+
+    def check(name: str, v: Any) -> tuple[int, ...] | None:
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or not v or any((not _is_int(d)) or not 0 <= d <= 9 for d in v):
+            raise ParameterError(f"{name} must be a non-empty list of digits 0-9 (or None for all), got {v!r}; "
+                                 f"pass e.g. -p {name} '[1, 4, 8]'")
+        if len(set(v)) != len(v):
+            raise ParameterError(f"{name} has repeated digits: {v!r}; pass e.g. -p {name} '[1, 4, 8]'")
+        return tuple(v)
+
+    return _param(None if default is None else tuple(default), check, help)
+
+
+def custom(default: Any, help: str, check: Check) -> Any:
+    """A field with a chapter's own check (it raises :class:`ParameterError` and returns the value)."""
+    return _param(default, check, help)
 
 
 def validate_device(v: Any) -> str:
     """Return a torch device string for 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; raise otherwise."""
     if not isinstance(v, str):
-        raise ParameterError(f"device must be a string ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), got {v!r}")
+        raise ParameterError(f"device must be a string ('auto', 'cpu', 'cuda', 'cuda:N', 'mps'), got {v!r}; "
+                             "pass e.g. -p device auto")
     if v == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if v == "cpu":
@@ -104,47 +181,97 @@ def validate_device(v: Any) -> str:
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ParameterError("device 'mps' was requested but Apple MPS is not available; use 'auto' or 'cpu'")
         return v
-    raise ParameterError(f"unknown device {v!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    raise ParameterError(f"unknown device {v!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps' "
+                         "(e.g. -p device auto)")
 
 
-def _device(name: str, v: Any) -> None:
+def _check_device(name: str, v: Any) -> str:
     validate_device(v)
+    return v
 
 
-def _seed(name: str, v: Any) -> None:
-    if not _is_int(v) or v < 0:
-        raise ParameterError(f"{name} must be an integer >= 0, got {v!r}")
+@dataclass(frozen=True)
+class ChapterParams:
+    """Fields every chapter has. Subclasses add theirs; constructing one checks (and normalises) them all."""
+
+    seed: int = integer(0, "seed of every random choice (weights, batches, data subsets, samples)", minimum=0)
+    device: str = custom("auto", "'auto' (CUDA if present, else CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'",
+                         _check_device)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            if check is not None:
+                object.__setattr__(self, f.name, check(f.name, getattr(self, f.name)))
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
-VALIDATORS: dict[str, Callable[[str, Any], None]] = {
-    "epochs": _positive_int,
-    "batch_size": _positive_int,
-    "latent_size": _positive_int,
-    "latent_sizes": _positive_int_list,
-    "hidden_size": _positive_int,
-    "train_subset": _optional_subset,
-    "test_subset": _optional_subset,
-    "n_samples": _positive_int,
-    "lr": _positive_float,
-    "betas": _nonneg_float_list,
-    "val_fraction": _fraction,
-    "digits": _digits,
-    "device": _device,
-    "seed": _seed,
-}
+# --- resolving a chapter's parameters -----------------------------------------------------------------
+
+def _unknown(chapter: str, names: Sequence[str], valid: Sequence[str]) -> ParameterError:
+    hints = []
+    for n in names:
+        close = difflib.get_close_matches(n, valid, n=1)
+        hints.append(f"{n!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return ParameterError(f"chapter {chapter!r} has no parameter(s) {sorted(names)}: {', '.join(hints)}; "
+                          f"its parameters are {sorted(valid)}")
 
 
-def validate(params: Mapping[str, Any], extra: Mapping[str, Callable[[str, Any], None]] | None = None) -> None:
-    """Check every known parameter; ``extra`` adds chapter-specific validators."""
-    rules = dict(VALIDATORS)
-    if extra:
-        rules.update(extra)
-    for name, value in params.items():
-        rule = rules.get(name)
-        if rule is None and name.endswith("_epochs"):
-            rule = _positive_int
-        if rule is not None:
-            rule(name, value)
+def resolve_params(chapter: str, profiles: Mapping[str, ChapterParams], profile: str,
+                   overrides: Mapping[str, Any]) -> "Run":
+    """The profile's parameters with the non-``None`` ``overrides`` applied and checked, as a :class:`Run`.
+
+    Raises :class:`ParameterError` for an unknown profile, an unknown name, or an invalid value.
+    """
+    if not isinstance(profile, str) or profile not in profiles:
+        raise ParameterError(f"unknown profile {profile!r} for chapter {chapter!r}; "
+                             f"choose one of {sorted(profiles)} (e.g. -p profile smoke)")
+    base = profiles[profile]
+    valid = base.names()
+    unknown = [k for k in overrides if k not in valid]
+    if unknown:
+        raise _unknown(chapter, unknown, valid)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    params = dataclasses.replace(base, **given)
+    return Run(chapter=chapter, profile=profile, params=params,
+               overrides={k: getattr(params, k) for k in given})
+
+
+# Names a Jupyter kernel defines by itself; anything else in the parameters cell's namespace that is not a
+# parameter is a misspelt or unknown override (papermill injects unknown names without complaint).
+_KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open", "profile"}
+
+
+def chapter_params(chapter: str, profile: str, namespace: Mapping[str, Any]) -> "Run":
+    """Resolve a chapter's parameters from its notebook namespace (``globals()`` after the parameters cell).
+
+    Every parameter name whose value is not ``None`` is an override; any other plain value in the namespace
+    (a name papermill injected that the chapter does not have) is rejected as unknown.
+    """
+    from .chapters import profiles as chapter_profiles
+
+    profiles = chapter_profiles(chapter)
+    valid = set(next(iter(profiles.values())).names())
+    overrides, unknown = {}, []
+    for k, v in namespace.items():
+        if k.startswith("_") or k in _KERNEL_NAMES:
+            continue
+        if isinstance(v, (types.ModuleType, types.FunctionType, type)) or callable(v):
+            continue
+        if k in valid:
+            overrides[k] = v
+        else:
+            unknown.append(k)
+    if unknown:
+        raise _unknown(chapter, unknown, sorted(valid))
+    return resolve_params(chapter, profiles, profile, overrides)
 
 
 # --- the run record ---------------------------------------------------------------------------------
@@ -180,22 +307,22 @@ def versions() -> dict[str, str]:
 
 @dataclass
 class Run:
-    """A chapter's resolved parameters plus where and with what it ran."""
+    """A chapter's resolved parameters plus where and with what it ran. ``run.epochs`` reads a parameter."""
 
     chapter: str
     profile: str
-    params: dict[str, Any]
+    params: ChapterParams
     overrides: dict[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
-        params = self.__dict__.get("params", {})
-        if name in params:
-            return params[name]
+        params = self.__dict__.get("params")
+        if params is not None and name in params.names():
+            return getattr(params, name)
         raise AttributeError(f"chapter {self.__dict__.get('chapter')!r} has no parameter {name!r}")
 
     @property
     def torch_device(self) -> torch.device:
-        return torch.device(validate_device(self.params.get("device", "auto")))
+        return torch.device(validate_device(self.params.device))
 
     def machine(self) -> dict[str, str]:
         dev = self.torch_device
@@ -203,44 +330,28 @@ class Run:
         return {"device": f"{dev} ({name})", "torch threads": str(torch.get_num_threads()),
                 "cpu cores": str(os.cpu_count())}
 
+    def as_dict(self) -> dict[str, Any]:
+        return {"chapter": self.chapter, "profile": self.profile, **dataclasses.asdict(self.params)}
+
     def table(self) -> "Any":
         import pandas as pd
 
-        rows = [("profile", self.profile, "")]
-        for k, v in self.params.items():
-            rows.append((k, repr(v), "override" if k in self.overrides else "profile"))
-        return pd.DataFrame(rows, columns=["parameter", "value", "from"]).set_index("parameter")
+        helps = self.params.help()
+        rows = [("profile", self.profile, "", "smoke | default | full")]
+        for k in self.params.names():
+            rows.append((k, repr(getattr(self.params, k)), "override" if k in self.overrides else "profile",
+                         helps.get(k, "")))
+        return pd.DataFrame(rows, columns=["parameter", "value", "from", "meaning"]).set_index("parameter")
 
     def _repr_markdown_(self) -> str:
+        helps = self.params.help()
         lines = [f"**Chapter `{self.chapter}`, profile `{self.profile}`.**", "",
-                 "| parameter | value | from |", "|---|---|---|"]
-        for k, v in self.params.items():
-            lines.append(f"| `{k}` | `{v!r}` | {'override' if k in self.overrides else 'profile'} |")
+                 "| parameter | value | from | meaning |", "|---|---|---|---|"]
+        for k in self.params.names():
+            v = getattr(self.params, k)
+            lines.append(f"| `{k}` | `{v!r}` | {'override' if k in self.overrides else 'profile'} | "
+                         f"{helps.get(k, '')} |")
         lines += ["", "| machine and versions | |", "|---|---|"]
         for k, v in {**self.machine(), **versions()}.items():
             lines.append(f"| {k} | `{v}` |")
         return "\n".join(lines)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"chapter": self.chapter, "profile": self.profile, **self.params}
-
-
-def resolve(chapter: str, profiles: Mapping[str, Mapping[str, Any]], profile: str,
-            extra_validators: Mapping[str, Callable[[str, Any], None]] | None = None,
-            **overrides: Any) -> Run:
-    """Merge a profile's parameters with the non-``None`` overrides, validate, and return a :class:`Run`.
-
-    Raises :class:`ParameterError` for an unknown profile, an unknown override, or an invalid value.
-    """
-    if profile not in profiles:
-        raise ParameterError(f"unknown profile {profile!r} for chapter {chapter!r}; "
-                             f"choose one of {sorted(profiles)} (e.g. -p profile smoke)")
-    params = dict(profiles[profile])
-    unknown = sorted(k for k in overrides if k not in params)
-    if unknown:
-        raise ParameterError(f"chapter {chapter!r} has no parameter(s) {unknown}; "
-                             f"its parameters are {sorted(params)}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    params.update(given)
-    validate(params, extra_validators)
-    return Run(chapter=chapter, profile=profile, params=params, overrides=given)
