@@ -103,7 +103,7 @@ pd.DataFrame({"images": [len(sets.train), len(test), len(sets.train_eval)]},
 # %% [markdown]
 # ## Training
 #
-# One model per latent size: the classic multilayer perceptron of Kingma & Welling, 784 → 400 → $d$
+# One model per latent size: the classic multilayer perceptron of {cite:t}`kingma2014vae`, 784 → 400 → $d$
 # for the encoder (twice, for $\mu$ and $\log\sigma^2$) and $d$ → 400 → 784 for the decoder, trained with
 # Adam on the negative ELBO. After every epoch the training engine scores mean reconstructions
 # (decode $\mu(x)$) on the test set and on a fixed sample of training images, and keeps the latent
@@ -126,7 +126,7 @@ pd.DataFrame({
 #
 # * **MSE**, the mean squared pixel error (lower is better);
 # * **PSNR** $= 10 \log_{10}(1/\mathrm{MSE})$ in dB, computed per image, then averaged (higher is better);
-# * **SSIM** (Wang et al. 2004), which compares local means, contrasts and correlations in an $11\times11$
+# * **SSIM** {cite}`wang2004ssim`, which compares local means, contrasts and correlations in an $11\times11$
 #   Gaussian window ($\sigma = 1.5$). We average its map over the pixels whose window lies inside the
 #   image, as the reference code and scikit-image do; torchmetrics' default also averages the padded
 #   border, which on 28×28 digits shifts SSIM by up to 0.3, so numbers from different tools differ.
