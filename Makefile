@@ -7,7 +7,7 @@ NAME ?=
 PARAMS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vaebook-installed
-# glibc malloc settings (REFERENCE.md): bench/bench_training.py measured the conv VAE 1.5x faster with them
+# glibc malloc settings: bench/bench_training.py measured the conv VAE 1.5x faster with them
 # and the MLP VAE 0.9x; the conv models dominate the book's run time, so make uses them.
 MALLOC_ENV := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=67108864
 

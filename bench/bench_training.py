@@ -9,7 +9,7 @@ VAE does: a torch DataLoader over a dataset that, like torchvision's MNIST, turn
 PIL image and then a float tensor, one sample at a time, with the default Adam. Both train the same model
 with the same loss and batch size for one epoch. Every timing is one epoch in a fresh process, so glibc's
 malloc settings (read at process start) can be compared too: the project loop runs with and without the
-settings that `make` uses (REFERENCE.md), the reference loop without. Rounds interleave the three, so
+settings that `make` uses (see the Makefile), the reference loop without. Rounds interleave the three, so
 drifting machine load hits all of them. Target: the project loop, as `make` runs it, is >= 1.5x faster
 than the examples-style loop for the MLP VAE.
 """

@@ -8,7 +8,7 @@ from vaebook import data
 
 
 def test_label_counts_match_reference(mnist):
-    # REFERENCE.md section 1: the published label counts of the original files.
+    # The per-class counts of the original MNIST files: a known answer, independent of this reader.
     assert mnist["train"].y.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert mnist["test"].y.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert mnist["train"].x.shape == (60000, 1, 28, 28)
