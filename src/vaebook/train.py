@@ -75,6 +75,26 @@ def cache_key(model: nn.Module, params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor | None, *, epochs: int,
+                    batch_size: int, lr: float, seed: int, binarize: bool, data_key: Any, extra_key: Any,
+                    device: torch.device, lr_schedule: str) -> dict[str, Any]:
+    """The training half of a checkpoint's cache key (the model's own ``cache_key`` is the other half)."""
+    if data_key is None:
+        data_key = {"shape": list(train_x.shape), "sum": float(train_x.double().sum()),
+                    "labels": None if train_y is None else float(train_y.double().sum())}
+    params = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
+              "optimizer": "adam-fused" if not hasattr(model, "make_optimizers") else "model's own",
+              "data": data_key, "extra": extra_key, "device_type": device.type}
+    if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
+        params["lr_schedule"] = lr_schedule
+    return params
+
+
+def checkpoint_path(name: str, key: str, cache: bool | str | os.PathLike = True) -> Path | None:
+    """Where the checkpoint of model ``name`` with cache key ``key`` lives (None when caching is off)."""
+    return None if cache is False else cache_dir(None if cache is True else cache) / f"{name}-{key}.pt"
+
+
 @dataclass
 class FitResult:
     model: nn.Module
@@ -180,16 +200,10 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     model = build().to(dev)
     optimizers = _default_optimizers(model, lr, dev)
     schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
-    if data_key is None:
-        data_key = {"shape": list(train_x.shape), "sum": float(train_x.double().sum()),
-                    "labels": None if train_y is None else float(train_y.double().sum())}
-    params = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
-              "optimizer": "adam-fused" if not hasattr(model, "make_optimizers") else "model's own",
-              "data": data_key, "extra": extra_key, "device_type": dev.type}
-    if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
-        params["lr_schedule"] = lr_schedule
-    key = cache_key(model, params)
-    path = None if cache is False else cache_dir(None if cache is True else cache) / f"{name}-{key}.pt"
+    key = cache_key(model, training_params(model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr,
+                                           seed=seed, binarize=binarize, data_key=data_key, extra_key=extra_key,
+                                           device=dev, lr_schedule=lr_schedule))
+    path = checkpoint_path(name, key, cache)
 
     history: list[dict[str, float]] = []
     snapshots: dict[str, list[torch.Tensor]] = {}
