@@ -184,6 +184,15 @@ def mnist_splits(digits: Sequence[int] | None = None, train_subset: int | None =
     return out
 
 
+def training_tensors(digits: Sequence[int] | None = None, subset: int | None = None,
+                     seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST training images (float, (N, 1, 28, 28) in [0, 1]) and labels of the given digits, optionally
+    a seeded subset: the same selection as ``mnist_splits(digits, subset, seed=seed)["train"]``. A picklable
+    data loader for a :class:`vaebook.jobs.Job` (``partial(training_tensors, subset=2000)``)."""
+    split = mnist_splits(digits=digits, train_subset=subset, seed=seed)["train"]
+    return split.x, split.y
+
+
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Dynamic binarisation: each pixel is a Bernoulli draw with its intensity as probability."""
     return torch.bernoulli(x, generator=generator)

@@ -1,24 +1,40 @@
 """A chapter's models as data: picklable training jobs, and one call that trains what is missing.
 
 A :class:`Job` says everything :func:`vaebook.train.fit` needs, as values and module-level callables (so
-it pickles and can be sent to another process): the model factory (e.g. ``partial(VAE, VAEConfig(...))``),
-the loader of the training tensors, the training parameters, and a factory of the per-epoch hooks. A
-chapter module turns its parameters into a list of them (``vaebook.chapters.NAME.jobs(run)``), and the
-notebook calls :func:`train_all`, which loads every job already in the checkpoint cache and trains the rest.
-The cache key is what :func:`vaebook.train.cache_key` hashes (model config, training parameters, data
-selection), exactly as when the notebook called ``fit`` itself.
+it pickles and can be sent to another process or machine): the model factory (e.g.
+``partial(VAE, VAEConfig(...))``), the loader of the training tensors, the training parameters, and a
+factory of the per-epoch hooks. A chapter module turns its parameters into a list of them
+(``vaebook.chapters.NAME.jobs(run)``), and the notebook calls :func:`train_all`, which loads every job
+already in the checkpoint cache and trains the rest. The cache key is what :func:`vaebook.train.cache_key`
+hashes (model config, training parameters, data selection), exactly as when the notebook called ``fit``.
+
+Missing jobs can train side by side on Dask distributed (:func:`train_all` with ``workers`` or
+``scheduler``): on one machine a ``LocalCluster`` of processes, or any cluster given by its scheduler
+address. Workers only write checkpoints to the shared cache; the calling process then loads every result
+from the cache, so what it returns does not depend on where a job ran.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .config import ParameterError
-from .train import FitResult, fit, resolve_device
+from .train import (FitResult, _load_checkpoint, cache_key, checkpoint_path, fit, resolve_device,
+                    training_params)
+
+
+class JobError(RuntimeError):
+    """One or more jobs failed; the message names each job's chapter, model and epoch."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +51,8 @@ class Job:
 
     ``model`` builds the untrained model (called after seeding); ``data`` returns ``(train_x, train_y)``
     (``train_y`` may be None); ``hooks``, if given, is called with the training device and returns the
-    :class:`Hooks` (so evaluation tensors are made where the job runs, not shipped with it).
+    :class:`Hooks` (so evaluation tensors are made where the job runs, not shipped with it). ``threads``,
+    if set, is the number of torch threads the job trains with wherever it runs.
     """
 
     name: str
@@ -52,9 +69,22 @@ class Job:
     data_key: Any = None
     hooks: Callable[[torch.device], Hooks] | None = None
     chapter: str = ""
+    threads: int | None = None
 
     def describe(self) -> str:
         return f"chapter {self.chapter!r}, model {self.name!r}" if self.chapter else f"model {self.name!r}"
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (unchanged when None), restoring the number afterwards."""
+    old = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def run_job(job: Job, *, cache: Any = True, progress: bool | None = None,
@@ -64,15 +94,31 @@ def run_job(job: Job, *, cache: Any = True, progress: bool | None = None,
         raise ParameterError(f"run_job needs a vaebook.jobs.Job, got {type(job).__name__}")
     train_x, train_y = job.data()
     hooks = job.hooks(resolve_device(job.device)) if job.hooks is not None else Hooks()
-    return fit(job.model, train_x, train_y, epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
-               seed=job.seed, device=job.device, binarize=job.binarize, name=job.name,
-               data_key=job.data_key, extra_key=job.extra_key, epoch_end=hooks.epoch_end,
-               snapshot=hooks.snapshot, cache=cache, progress=progress, stop_after=stop_after,
-               lr_schedule=job.lr_schedule)
+    with torch_threads(job.threads):
+        return fit(job.model, train_x, train_y, epochs=job.epochs, batch_size=job.batch_size, lr=job.lr,
+                   seed=job.seed, device=job.device, binarize=job.binarize, name=job.name,
+                   data_key=job.data_key, extra_key=job.extra_key, epoch_end=hooks.epoch_end,
+                   snapshot=hooks.snapshot, cache=cache, progress=progress, stop_after=stop_after,
+                   lr_schedule=job.lr_schedule)
 
 
-def train_all(jobs: Sequence[Job], *, cache: Any = True, progress: bool | None = None) -> list[FitResult]:
-    """Train every job not in the cache and load the rest; the results in the order of ``jobs``."""
+def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
+    """The job's checkpoint path and how many epochs it holds (0 when absent), without training."""
+    train_x, train_y = job.data()
+    with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: leave no trace
+        model = job.model()
+    key = cache_key(model, training_params(model, train_x, train_y, epochs=job.epochs, batch_size=job.batch_size,
+                                           lr=job.lr, seed=job.seed, binarize=job.binarize,
+                                           data_key=job.data_key, extra_key=job.extra_key,
+                                           device=resolve_device(job.device), lr_schedule=job.lr_schedule))
+    path = checkpoint_path(job.name, key, cache)
+    if path is None or not path.exists():
+        return path, 0
+    state = _load_checkpoint(path)
+    return path, 0 if state is None else int(state["epoch"])
+
+
+def _check_jobs(jobs: Sequence[Job]) -> list[Job]:
     jobs = list(jobs)
     bad = [type(j).__name__ for j in jobs if not isinstance(j, Job)]
     if bad:
@@ -81,4 +127,99 @@ def train_all(jobs: Sequence[Job], *, cache: Any = True, progress: bool | None =
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ParameterError(f"two jobs share the checkpoint name(s) {dupes}; give each model its own name")
+    return jobs
+
+
+def train_all(jobs: Sequence[Job], *, cache: Any = True, progress: bool | None = None,
+              workers: int | None = None, scheduler: str | None = None) -> list[FitResult]:
+    """Train every job not in the cache and load the rest; the results in the order of ``jobs``.
+
+    Without ``workers`` or ``scheduler`` every job runs here, one after another. With ``scheduler``
+    (a Dask scheduler address, e.g. ``tcp://host:8786``) or ``workers`` >= 2 (a local cluster of that many
+    processes), the missing jobs train on Dask first (see :func:`train_on_dask`); then every result is
+    loaded from the cache here.
+    """
+    jobs = _check_jobs(jobs)
+    if scheduler is not None or (workers is not None and workers >= 2):
+        missing = [j for j in jobs if job_checkpoint(j, cache)[1] < j.epochs]
+        if missing:
+            train_on_dask(missing, cache=cache, workers=workers, scheduler=scheduler, progress=progress)
     return [run_job(j, cache=cache, progress=progress) for j in jobs]
+
+
+# --- Dask ----------------------------------------------------------------------------------------------
+
+def _train_in_worker(job: Job, cache: Any) -> dict[str, Any]:
+    """What a Dask worker runs: train the job into the shared cache (or find it there)."""
+    t0 = time.perf_counter()
+    try:
+        result = run_job(job, cache=cache, progress=False)
+    except Exception as exc:  # one line that names the job and the epoch; the traceback stays on the worker
+        _, done = job_checkpoint(job, cache)
+        raise JobError(f"{job.describe()} failed after epoch {done} of {job.epochs} "
+                       f"({type(exc).__name__}: {exc}); its checkpoint is kept and a rerun resumes from it"
+                       ) from None
+    return {"name": job.name, "seconds": time.perf_counter() - t0, "resumed_from": result.resumed_from,
+            "loaded": result.loaded, "worker_pid": os.getpid()}
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+    """A Dask client: connected to ``scheduler``, or to a new ``LocalCluster`` of ``workers`` processes
+    with one thread each (closed afterwards)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        with Client(scheduler, timeout="30s") as client:
+            yield client
+        return
+    n = workers or max(1, os.cpu_count() or 1)
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def train_on_dask(jobs: Sequence[Job], *, cache: Any = True, workers: int | None = None,
+                  scheduler: str | None = None, progress: bool | None = None,
+                  client: Any = None) -> list[dict[str, Any]]:
+    """Train ``jobs`` on Dask, side by side; return one summary per job (in order).
+
+    Each task's key is the job's checkpoint name, so a scheduler never runs the same job twice at once,
+    and :func:`vaebook.train.fit` holds a file lock on the checkpoint, so neither do two clusters sharing a
+    cache. A worker that dies mid-job leaves its last epoch checkpoint; Dask reruns the task on another
+    worker, which resumes from it. A job that raises is reported (chapter, model, epoch) after the others
+    have finished and been kept.
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    jobs = _check_jobs(jobs)
+    if cache is False:
+        raise ParameterError("training on Dask needs the checkpoint cache (cache=False was given)")
+    cache_path = str(checkpoint_path("x", "y", cache).parent)  # workers get the resolved folder
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client = stack.enter_context(dask_client(workers, scheduler))
+        futures = {}
+        for job in jobs:
+            path, _ = job_checkpoint(job, cache)
+            fut = client.submit(_train_in_worker, job, cache_path, key=f"vaebook-train-{path.stem}", retries=1)
+            futures[fut] = job
+        summaries: dict[str, dict] = {}
+        errors: list[str] = []
+        bar = tqdm(total=len(jobs), desc="training jobs", unit="job", file=sys.stderr,
+                   disable=(None if progress is None else not progress) if sys.stderr.isatty() or progress else True)
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                summaries[job.name] = fut.result()
+            except JobError as exc:
+                errors.append(str(exc))
+            except Exception as exc:  # e.g. KilledWorker after repeated worker deaths
+                errors.append(f"{job.describe()} failed on Dask ({type(exc).__name__}: {exc}); "
+                              "a rerun resumes from its last checkpoint")
+            bar.update()
+        bar.close()
+    if errors:
+        raise JobError("; ".join(errors))
+    return [summaries[j.name] for j in jobs]

@@ -15,6 +15,7 @@ had uninterrupted.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
+from filelock import FileLock
 from torch import nn
 from tqdm import tqdm
 
@@ -205,93 +207,99 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
                                            device=dev, lr_schedule=lr_schedule))
     path = checkpoint_path(name, key, cache)
 
-    history: list[dict[str, float]] = []
-    snapshots: dict[str, list[torch.Tensor]] = {}
-    shuffle_gen = torch.Generator().manual_seed(seed)
-    start_epoch, notes = 0, []
+    # Two processes (e.g. Dask workers of two clusters sharing a cache) never train the same checkpoint at
+    # once: the second waits here, then finds the first one's epochs in the checkpoint.
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{path}.lock") if path is not None else contextlib.nullcontext()
+    with lock:
+        history: list[dict[str, float]] = []
+        snapshots: dict[str, list[torch.Tensor]] = {}
+        shuffle_gen = torch.Generator().manual_seed(seed)
+        start_epoch, notes = 0, []
 
-    state = _load_checkpoint(path) if path is not None and path.exists() else None
-    if state is not None:
-        try:
-            model.load_state_dict(state["model"])
-            for opt, opt_state in zip(optimizers, state["optimizers"]):
-                opt.load_state_dict(opt_state)
-            for sched, sched_state in zip(schedulers, state.get("schedulers", [])):
-                sched.load_state_dict(sched_state)
-            if len(state.get("schedulers", [])) != len(schedulers):
-                raise ValueError("the checkpoint's learning-rate schedulers do not match")
-        except (RuntimeError, KeyError, ValueError) as exc:
-            notes.append(f"checkpoint {path} does not fit this model ({exc}); training anew")
-            print(notes[-1], file=sys.stderr)
-            seed_everything(seed)
-            model = build().to(dev)
-            optimizers = _default_optimizers(model, lr, dev)
-            schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
-        else:
-            history = [dict(row) for row in state["history"]]
-            snapshots = {k: list(v) for k, v in state["snapshots"].items()}
-            start_epoch = int(state["epoch"])
-            shuffle_gen.set_state(state["shuffle_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            if dev.type == "cuda" and state.get("cuda_rng") is not None:
-                torch.cuda.set_rng_state(state["cuda_rng"], dev)
-            if start_epoch < epochs:
-                notes.append(f"resumed from epoch {start_epoch} of {epochs} ({path.name})")
+        state = _load_checkpoint(path) if path is not None and path.exists() else None
+        if state is not None:
+            try:
+                model.load_state_dict(state["model"])
+                for opt, opt_state in zip(optimizers, state["optimizers"]):
+                    opt.load_state_dict(opt_state)
+                for sched, sched_state in zip(schedulers, state.get("schedulers", [])):
+                    sched.load_state_dict(sched_state)
+                if len(state.get("schedulers", [])) != len(schedulers):
+                    raise ValueError("the checkpoint's learning-rate schedulers do not match")
+            except (RuntimeError, KeyError, ValueError) as exc:
+                notes.append(f"checkpoint {path} does not fit this model ({exc}); training anew")
+                print(notes[-1], file=sys.stderr)
+                seed_everything(seed)
+                model = build().to(dev)
+                optimizers = _default_optimizers(model, lr, dev)
+                schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
+            else:
+                history = [dict(row) for row in state["history"]]
+                snapshots = {k: list(v) for k, v in state["snapshots"].items()}
+                start_epoch = int(state["epoch"])
+                shuffle_gen.set_state(state["shuffle_rng"])
+                torch.set_rng_state(state["torch_rng"])
+                if dev.type == "cuda" and state.get("cuda_rng") is not None:
+                    torch.cuda.set_rng_state(state["cuda_rng"], dev)
+                if start_epoch < epochs:
+                    notes.append(f"resumed from epoch {start_epoch} of {epochs} ({path.name})")
 
-    x_dev = train_x.to(dev)
-    y_dev = None if train_y is None else train_y.to(dev)
-    trained_now = 0
-    for epoch in range(start_epoch + 1, epochs + 1):
-        if stop_after is not None and trained_now >= stop_after:
-            break
-        model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(x_dev), generator=shuffle_gen).to(dev)
-        sums: dict[str, float] = {}
-        seen = 0
-        bar = tqdm(range(n_batches), desc=f"{name} epoch {epoch}/{epochs}", leave=False,
-                   disable=(None if progress is None else not progress), file=sys.stderr)
-        for b in bar:
-            idx = perm[b * batch_size:(b + 1) * batch_size]
-            xb = x_dev[idx]
-            if binarize:
-                xb = binarize_images(xb)
-            yb = None if y_dev is None else y_dev[idx]
-            logs = _train_batch(model, xb, yb, optimizers)
-            for sched in schedulers:
-                sched.step()
-            bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
-            if bad:
-                raise TrainingError(
-                    f"{name}: {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {epoch}, batch "
-                    f"{b + 1}/{n_batches}; lower the learning rate (lr={lr}) or check the input data")
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + v * len(idx)
-            seen += len(idx)
-        bar.close()
-        row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}}
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        row["seconds"] = time.perf_counter() - t0
-        if epoch_end is not None or snapshot is not None:
-            model.eval()
-            with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
-                if epoch_end is not None:
-                    row.update({k: float(v) for k, v in epoch_end(model, epoch).items()})
-                if snapshot is not None:
-                    for k, v in snapshot(model, epoch).items():
-                        snapshots.setdefault(k, []).append(v.detach().cpu())
-        history.append(row)
-        trained_now += 1
-        if path is not None:
-            atomic_torch_save(path, {
-                "format": FORMAT_VERSION, "key": key, "name": name, "epoch": epoch,
-                "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
-                "schedulers": [sc.state_dict() for sc in schedulers],
-                "history": history, "snapshots": snapshots, "shuffle_rng": shuffle_gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
-            })
+        x_dev = train_x.to(dev)
+        y_dev = None if train_y is None else train_y.to(dev)
+        trained_now = 0
+        for epoch in range(start_epoch + 1, epochs + 1):
+            if stop_after is not None and trained_now >= stop_after:
+                break
+            model.train()
+            t0 = time.perf_counter()
+            perm = torch.randperm(len(x_dev), generator=shuffle_gen).to(dev)
+            sums: dict[str, float] = {}
+            seen = 0
+            bar = tqdm(range(n_batches), desc=f"{name} epoch {epoch}/{epochs}", leave=False,
+                       disable=(None if progress is None else not progress), file=sys.stderr)
+            for b in bar:
+                idx = perm[b * batch_size:(b + 1) * batch_size]
+                xb = x_dev[idx]
+                if binarize:
+                    xb = binarize_images(xb)
+                yb = None if y_dev is None else y_dev[idx]
+                logs = _train_batch(model, xb, yb, optimizers)
+                for sched in schedulers:
+                    sched.step()
+                bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
+                if bad:
+                    raise TrainingError(
+                        f"{name}: {', '.join(f'{k}={v}' for k, v in bad.items())} at epoch {epoch}, batch "
+                        f"{b + 1}/{n_batches}; lower the learning rate (lr={lr}) or check the input data")
+                for k, v in logs.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
+                seen += len(idx)
+            bar.close()
+            row = {"epoch": epoch, **{k: v / seen for k, v in sums.items()}}
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            row["seconds"] = time.perf_counter() - t0
+            if epoch_end is not None or snapshot is not None:
+                model.eval()
+                with torch.no_grad(), torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+                    if epoch_end is not None:
+                        row.update({k: float(v) for k, v in epoch_end(model, epoch).items()})
+                    if snapshot is not None:
+                        for k, v in snapshot(model, epoch).items():
+                            snapshots.setdefault(k, []).append(v.detach().cpu())
+            history.append(row)
+            trained_now += 1
+            if path is not None:
+                atomic_torch_save(path, {
+                    "format": FORMAT_VERSION, "key": key, "name": name, "epoch": epoch,
+                    "model": model.state_dict(), "optimizers": [o.state_dict() for o in optimizers],
+                    "schedulers": [sc.state_dict() for sc in schedulers],
+                    "history": history, "snapshots": snapshots, "shuffle_rng": shuffle_gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
+                })
     model.eval()
     return FitResult(model=model, history=pd.DataFrame(history), snapshots=snapshots, path=path,
                      loaded=(trained_now == 0 and start_epoch >= epochs), resumed_from=start_epoch,

@@ -1,0 +1,69 @@
+"""Training jobs side by side on Dask (vaebook.jobs.train_all with workers / train_on_dask): the same
+bits as one after another, a killed worker's job resumes elsewhere, a failing job is named."""
+
+import os
+import signal
+import threading
+import time
+from functools import partial
+
+import pytest
+import torch
+
+from vaebook import data
+from vaebook.jobs import Job, JobError, dask_client, job_checkpoint, run_job, train_all, train_on_dask
+from vaebook.models import VAE, VAEConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _job(name, latent, epochs=2, subset=1000, lr=1e-3, hidden=64):
+    return Job(name=name, model=partial(VAE, VAEConfig(latent_size=latent, arch="mlp", hidden_size=hidden)),
+               data=partial(data.training_tensors, subset=subset, seed=0), epochs=epochs, batch_size=100, lr=lr,
+               seed=0, device="cpu", chapter="test", threads=1)
+
+
+def _same(a, b):
+    cols = [c for c in a.history.columns if c != "seconds"]
+    return a.history[cols].equals(b.history[cols]) and all(
+        torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
+
+
+def test_a_local_cluster_gives_the_same_bits_as_one_after_another(tmp_path):
+    jobs = [_job("a", 2), _job("b", 4), _job("c", 8)]
+    parallel = train_all(jobs, cache=tmp_path / "dask", workers=2)
+    sequential = train_all(jobs, cache=tmp_path / "seq")
+    assert all(r.loaded for r in parallel)  # trained by the workers, loaded here
+    assert not any(r.loaded for r in sequential)
+    assert all(_same(p, s) for p, s in zip(parallel, sequential))
+
+
+def test_a_killed_worker_does_not_lose_the_grid(tmp_path):
+    jobs = [_job("long", 2, epochs=40, subset=2000, hidden=400), _job("short", 4, epochs=2)]
+    with dask_client(workers=2) as client:  # a cluster we hold, so we can kill one of its workers mid-job
+        result: dict = {}
+        thread = threading.Thread(target=lambda: result.update(
+            summary=train_on_dask(jobs, cache=tmp_path, client=client)))
+        thread.start()
+        deadline = time.time() + 120
+        while job_checkpoint(jobs[0], tmp_path)[1] < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        pids = client.run(os.getpid)
+        busy = [w for w, keys in client.processing().items() if any("long" in str(k) for k in keys)]
+        assert busy, "the long job should be running"
+        os.kill(pids[busy[0]], signal.SIGKILL)
+        thread.join(timeout=300)
+    assert "summary" in result
+    assert result["summary"][0]["resumed_from"] >= 2  # the rerun resumed from the dead worker's checkpoint
+    resumed = run_job(jobs[0], cache=tmp_path)
+    assert resumed.loaded
+    uninterrupted = run_job(jobs[0], cache=tmp_path / "clean")
+    assert _same(resumed, uninterrupted)
+
+
+def test_a_failing_job_is_named_and_the_others_are_kept(tmp_path):
+    bad = _job("diverges", 2, lr=1e6)  # NaN loss: TrainingError inside the worker
+    good = _job("fine", 4)
+    with pytest.raises(JobError, match=r"chapter 'test', model 'diverges' failed after epoch 0 of 2"):
+        train_all([bad, good], cache=tmp_path, workers=2)
+    assert job_checkpoint(good, tmp_path)[1] == 2
