@@ -30,7 +30,7 @@ from torch import nn
 
 from .config import ParameterError
 from .train import (FitResult, _load_checkpoint, cache_key, checkpoint_path, fit, resolve_device,
-                    training_params)
+                    resolve_precision, training_params)
 
 
 class JobError(RuntimeError):
@@ -70,6 +70,7 @@ class Job:
     hooks: Callable[[torch.device], Hooks] | None = None
     chapter: str = ""
     threads: int | None = None
+    precision: str = "fp32"
 
     def describe(self) -> str:
         return f"chapter {self.chapter!r}, model {self.name!r}" if self.chapter else f"model {self.name!r}"
@@ -99,7 +100,7 @@ def run_job(job: Job, *, cache: Any = True, progress: bool | None = None,
                    seed=job.seed, device=job.device, binarize=job.binarize, name=job.name,
                    data_key=job.data_key, extra_key=job.extra_key, epoch_end=hooks.epoch_end,
                    snapshot=hooks.snapshot, cache=cache, progress=progress, stop_after=stop_after,
-                   lr_schedule=job.lr_schedule)
+                   lr_schedule=job.lr_schedule, precision=job.precision)
 
 
 def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
@@ -107,10 +108,12 @@ def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
     train_x, train_y = job.data()
     with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: leave no trace
         model = job.model()
+    device = resolve_device(job.device)
     key = cache_key(model, training_params(model, train_x, train_y, epochs=job.epochs, batch_size=job.batch_size,
                                            lr=job.lr, seed=job.seed, binarize=job.binarize,
-                                           data_key=job.data_key, extra_key=job.extra_key,
-                                           device=resolve_device(job.device), lr_schedule=job.lr_schedule))
+                                           data_key=job.data_key, extra_key=job.extra_key, device=device,
+                                           lr_schedule=job.lr_schedule,
+                                           precision=resolve_precision(job.precision, model, device)))
     path = checkpoint_path(job.name, key, cache)
     if path is None or not path.exists():
         return path, 0

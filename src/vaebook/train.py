@@ -79,7 +79,8 @@ def cache_key(model: nn.Module, params: dict[str, Any]) -> str:
 
 def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor | None, *, epochs: int,
                     batch_size: int, lr: float, seed: int, binarize: bool, data_key: Any, extra_key: Any,
-                    device: torch.device, lr_schedule: str) -> dict[str, Any]:
+                    device: torch.device, lr_schedule: str, precision: str = "fp32",
+                    channels_last: bool | None = None) -> dict[str, Any]:
     """The training half of a checkpoint's cache key (the model's own ``cache_key`` is the other half)."""
     if data_key is None:
         data_key = {"shape": list(train_x.shape), "sum": float(train_x.double().sum()),
@@ -89,12 +90,45 @@ def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
               "data": data_key, "extra": extra_key, "device_type": device.type}
     if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
         params["lr_schedule"] = lr_schedule
+    if precision != "fp32":  # likewise: fp32 checkpoints keep their keys
+        params["precision"] = precision
+    if channels_last if channels_last is not None else getattr(model, "channels_last", False):
+        params["memory_format"] = "channels_last"
     return params
 
 
 def checkpoint_path(name: str, key: str, cache: bool | str | os.PathLike = True) -> Path | None:
     """Where the checkpoint of model ``name`` with cache key ``key`` lives (None when caching is off)."""
     return None if cache is False else cache_dir(None if cache is True else cache) / f"{name}-{key}.pt"
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX-BF16). Without it oneDNN emulates
+    bf16 and training is slower than in fp32, so ``precision="auto"`` keeps fp32 there."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no cheap, reliable answer, so stay with fp32 unless forced
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(precision: str, model: nn.Module, device: torch.device) -> str:
+    """The precision a model trains in: ``"fp32"`` or ``"bf16"`` (autocast). ``"auto"`` takes the model's
+    measured preference (its ``preferred_precision`` attribute, default fp32) where the hardware computes
+    bf16 natively (CPU: :func:`cpu_has_fast_bf16`; CUDA: ``torch.cuda.is_bf16_supported()``)."""
+    if precision not in PRECISIONS:
+        raise ParameterError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision != "auto":
+        return precision
+    preferred = getattr(model, "preferred_precision", "fp32")
+    if preferred == "bf16":
+        native = cpu_has_fast_bf16() if device.type == "cpu" else (
+            device.type == "cuda" and torch.cuda.is_bf16_supported())
+        return "bf16" if native else "fp32"
+    return "fp32"
 
 
 @dataclass
@@ -130,12 +164,15 @@ def _schedulers(optimizers, lr_schedule: str, lr: float, total_steps: int) -> li
     return [torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps) for opt in optimizers]
 
 
-def _train_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizers) -> dict[str, float]:
-    if hasattr(model, "train_batch"):
-        return model.train_batch(x, y, optimizers)
+def _train_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizers,
+                 autocast: contextlib.AbstractContextManager) -> dict[str, float]:
+    if hasattr(model, "train_batch"):  # the model steps its own optimisers, forward and backward under autocast
+        with autocast:
+            return model.train_batch(x, y, optimizers)
     (opt,) = optimizers
     opt.zero_grad(set_to_none=True)
-    loss, logs = model.training_loss(x, y)
+    with autocast:  # the forward pass in reduced precision where chosen; backward outside, as torch advises
+        loss, logs = model.training_loss(x, y)
     if not torch.isfinite(loss):
         return {"loss": float(loss.item())}
     loss.backward()
@@ -167,7 +204,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
         epoch_end: Callable[[nn.Module, int], dict[str, float]] | None = None,
         snapshot: Callable[[nn.Module, int], dict[str, torch.Tensor]] | None = None,
         cache: bool | str | os.PathLike = True, progress: bool | None = None,
-        stop_after: int | None = None, lr_schedule: str = "constant") -> FitResult:
+        stop_after: int | None = None, lr_schedule: str = "constant", precision: str = "fp32") -> FitResult:
     """Train ``build()`` on ``train_x`` (and labels ``train_y``) or load it from the cache.
 
     Parameters
@@ -182,6 +219,10 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     cache: True (default folder), False (no checkpoint), or a folder.
     progress: tqdm bar; None shows it on a terminal only, so executed notebooks stay clean.
     stop_after: stop (as if interrupted) after this many epochs in this call; for tests and demos.
+    precision: "fp32", "bf16" (the forward pass under ``torch.autocast`` in bfloat16; weights, optimiser state
+        and evaluation hooks stay fp32) or "auto" (see :func:`resolve_precision`). A model whose
+        ``channels_last`` attribute is True trains in that memory format. Both are part of the cache key
+        when used (a model trained in bf16 is a different result).
     lr_schedule: "constant" (``lr`` throughout) or "onecycle" (``torch.optim.lr_scheduler.OneCycleLR``
         with peak ``lr`` over all ``epochs``, stepped per batch; its state is checkpointed, so a resumed
         run follows the same schedule).
@@ -200,11 +241,15 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
 
     seed_everything(seed)
     model = build().to(dev)
+    memory_format = torch.channels_last if getattr(model, "channels_last", False) else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    precision = resolve_precision(precision, model, dev)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=(precision == "bf16"))
     optimizers = _default_optimizers(model, lr, dev)
     schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
     key = cache_key(model, training_params(model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr,
                                            seed=seed, binarize=binarize, data_key=data_key, extra_key=extra_key,
-                                           device=dev, lr_schedule=lr_schedule))
+                                           device=dev, lr_schedule=lr_schedule, precision=precision))
     path = checkpoint_path(name, key, cache)
 
     # Two processes (e.g. Dask workers of two clusters sharing a cache) never train the same checkpoint at
@@ -232,7 +277,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
                 notes.append(f"checkpoint {path} does not fit this model ({exc}); training anew")
                 print(notes[-1], file=sys.stderr)
                 seed_everything(seed)
-                model = build().to(dev)
+                model = build().to(dev).to(memory_format=memory_format)
                 optimizers = _default_optimizers(model, lr, dev)
                 schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
             else:
@@ -261,11 +306,11 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
                        disable=(None if progress is None else not progress), file=sys.stderr)
             for b in bar:
                 idx = perm[b * batch_size:(b + 1) * batch_size]
-                xb = x_dev[idx]
+                xb = x_dev[idx].contiguous(memory_format=memory_format)
                 if binarize:
                     xb = binarize_images(xb)
                 yb = None if y_dev is None else y_dev[idx]
-                logs = _train_batch(model, xb, yb, optimizers)
+                logs = _train_batch(model, xb, yb, optimizers, autocast)
                 for sched in schedulers:
                     sched.step()
                 bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
