@@ -72,9 +72,16 @@ def project_loop_epoch(arch: str, x: torch.Tensor, batch_size: int, seed: int) -
     return float(result.history["seconds"].iloc[0])
 
 
+class WorkerFailed(RuntimeError):
+    pass
+
+
 def _worker(kind: str, arch: str, n: int, seed: int, env: dict) -> float:
     out = subprocess.run([sys.executable, __file__, "--worker", kind, "--arch", arch, "--n", str(n),
-                          "--seed", str(seed)], env=env, capture_output=True, text=True, check=True)
+                          "--seed", str(seed)], env=env, capture_output=True, text=True)
+    if out.returncode != 0:  # the worker's own last line says why (e.g. MNIST not found), not a traceback of ours
+        lines = [line for line in out.stderr.splitlines() if line.strip()]
+        raise WorkerFailed(lines[-1] if lines else f"worker exited with {out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]
 
 
@@ -126,4 +133,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except WorkerFailed as exc:
+        print(f"bench_training: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -32,8 +32,8 @@
 # $$
 #
 # Two conditions make a layer useful: it must really be invertible (otherwise the formula is simply false),
-# and its log-determinant must cost far less than the $O(d^3)$ of a general determinant. Rezende & Mohamed
-# (2015) proposed two such layers.
+# and its log-determinant must cost far less than the $O(d^3)$ of a general determinant.
+# {cite:t}`rezende2015flows` proposed two such layers.
 #
 # **Planar**: $f(z) = z + \hat u\, h(w^\top z + b)$ with $h = \tanh$. The Jacobian is the identity plus a
 # rank-one matrix, so by the matrix-determinant lemma $\det J = 1 + \hat u^\top \psi(z)$ with
@@ -55,10 +55,10 @@
 # form. With $B > 0$ and $k \ge 0$ the map is increasing for every $g$; applied to a standard normal it
 # *is* the g-and-k distribution, so this layer is a "g-and-k base" in flow form.
 #
-# The flow parameters are **amortised** as in Rezende & Mohamed: the encoder outputs, for each image, the
-# raw (unconstrained) parameters of every layer along with $\mu$ and $\log\sigma^2$, and the layers map
-# them to valid values. Each layer's log-determinant is checked against the determinant of its autograd
-# Jacobian in the test suite, for random and extreme raw parameters.
+# The flow parameters are **amortised** as in {cite:t}`rezende2015flows`: the encoder outputs, for each
+# image, the raw (unconstrained) parameters of every layer along with $\mu$ and $\log\sigma^2$, and the
+# layers map them to valid values. Each layer's log-determinant is checked against the determinant of its
+# autograd Jacobian in the test suite, for random and extreme raw parameters.
 #
 # ## The flow ELBO and the likelihood we report
 #
@@ -74,7 +74,7 @@
 #
 # The ELBO is a lower bound, so comparing models by their ELBO rewards the ones with tight bounds, not
 # necessarily the ones with the best likelihood. We therefore report the test **negative log-likelihood**
-# estimated by importance sampling (Burda et al. 2016): with $w_i = p(x, z^{(i)}_K) / q_K(z^{(i)}_K \mid x)$
+# estimated by importance sampling {cite}`burda2016iwae`: with $w_i = p(x, z^{(i)}_K) / q_K(z^{(i)}_K \mid x)$
 # for $k$ draws from the flow posterior,
 #
 # $$
@@ -111,108 +111,39 @@ seed = None
 device = None              # "auto", "cpu", "cuda", ...
 
 # %%
-from vaebook.config import ParameterError, resolve
+from vaebook.config import chapter_params
 
-
-def _nonneg_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ParameterError(f"{name} must be an integer >= 0 (0 leaves the model out), got {v!r}")
-
-
-def _flag(name, v):
-    if not isinstance(v, bool):
-        raise ParameterError(f"{name} must be true or false, got {v!r}")
-
-
-def _optional_positive(name, v):
-    if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-        raise ParameterError(f"{name} must be an integer >= 1 or None, got {v!r}")
-
-
-def _nonneg_float(name, v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v < float("inf")):
-        raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
-
-
-def _ks(name, v):
-    if not isinstance(v, (list, tuple)) or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in v):
-        raise ParameterError(f"{name} must be a list of integers >= 1 (may be empty), got {v!r}")
-
-
-VALIDATORS = {"planar_ks": _ks, "radial_k": _nonneg_int, "combined_k": _nonneg_int, "gk_k": _nonneg_int,
-              "gk_prior": _flag, "vaegan": _flag, "adv_weight": _nonneg_float, "iwae_k": _optional_positive,
-              "iwae_subset": _optional_positive, "ex_post_codes": _optional_positive,
-              "classifier_subset": _optional_positive}
-
-PROFILES = {
-    "smoke": dict(latent_size=20, hidden_size=400, epochs=1, batch_size=128, lr=1e-3, planar_ks=[4],
-                  radial_k=4, combined_k=4, gk_k=2, gk_prior=True, vaegan=True, adv_weight=2.0, iwae_k=10,
-                  iwae_subset=50, n_samples=300, ex_post_codes=1000, classifier_epochs=1,
-                  classifier_subset=5000, train_subset=1000, seed=0, device="auto"),
-    "default": dict(latent_size=20, hidden_size=400, epochs=5, batch_size=128, lr=1e-3, planar_ks=[2, 16],
-                    radial_k=8, combined_k=8, gk_k=4, gk_prior=True, vaegan=True, adv_weight=2.0,
-                    iwae_k=200, iwae_subset=500, n_samples=2000, ex_post_codes=10000, classifier_epochs=5,
-                    classifier_subset=None, train_subset=None, seed=0, device="auto"),
-    "full": dict(latent_size=40, hidden_size=400, epochs=300, batch_size=100, lr=1e-3, planar_ks=[10, 20, 40, 80],
-                 radial_k=40, combined_k=40, gk_k=8, gk_prior=True, vaegan=True, adv_weight=2.0, iwae_k=5000,
-                 iwae_subset=None, n_samples=10000, ex_post_codes=None, classifier_epochs=10,
-                 classifier_subset=None, train_subset=None, seed=0, device="auto"),
-}
-run = resolve("flow_vae", PROFILES, profile, extra_validators=VALIDATORS, latent_size=latent_size,
-              hidden_size=hidden_size, epochs=epochs, batch_size=batch_size, lr=lr, planar_ks=planar_ks,
-              radial_k=radial_k, combined_k=combined_k, gk_k=gk_k, gk_prior=gk_prior, vaegan=vaegan,
-              adv_weight=adv_weight, iwae_k=iwae_k, iwae_subset=iwae_subset, n_samples=n_samples,
-              ex_post_codes=ex_post_codes, classifier_epochs=classifier_epochs,
-              classifier_subset=classifier_subset, train_subset=train_subset, seed=seed, device=device)
+run = chapter_params("flow_vae", profile, globals())
 run
 
 # %% [markdown]
 # To rerun with other values: `make chapter NAME=flow_vae PARAMS="-p epochs 20 -p planar_ks '[10, 40]'"`.
-# The `full` profile uses Rezende & Mohamed's latent size (40), their K values up to 80, 5,000 importance
-# samples on the whole test set and many epochs; it needs a GPU.
+# The `full` profile uses the latent size of {cite:t}`rezende2015flows` (40), their K values up to 80,
+# 5,000 importance samples on the whole test set and many epochs; it needs a GPU.
 #
 # ## Data and models
 #
 # All models share the encoder/decoder of the source study, a multilayer perceptron 784 → hidden → $d$
 # (for $\mu$, $\log\sigma^2$ and, for flow models, the flow parameters) and $d$ → hidden → 784 with a
-# Bernoulli likelihood. Rezende & Mohamed used deeper maxout networks and far longer training, so our
-# absolute numbers are not theirs; the comparison that matters is between our own models, which differ only
-# in the posterior (or prior, or training loss).
+# Bernoulli likelihood. {cite:t}`rezende2015flows` used deeper maxout networks and far longer training, so
+# our absolute numbers are not theirs; the comparison that matters is between our own models, which differ
+# only in the posterior (or prior, or training loss).
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
 
-from vaebook import data, plots
-from vaebook.flow_vae import (VAEGAN, FlowVAE, FlowVAEConfig, aggregate_codes, decode_batched,
-                              fit_ex_post_priors, fixed_binarization, iwae_bound, latent_separation)
-from vaebook.metrics import gaussian_blur, get_classifier, sample_quality
+from vaebook import plots
+from vaebook.chapters import flow_vae as chapter
+from vaebook.classifier import get_classifier
+from vaebook.flow_vae import VAEGAN_TERMS, flow_verdict, gains_over_baseline, nll_beside_published
+from vaebook.jobs import train_all
 from vaebook.models import count_parameters
-from vaebook.train import fit
 
-splits = data.mnist_splits(train_subset=run.train_subset, seed=run.seed)
-train, test = splits["train"], splits["test"]
-test_bin = fixed_binarization(test.x, seed=run.seed)          # one fixed binarisation for evaluation
-g = torch.Generator().manual_seed(run.seed)
-n_iwae = len(test) if run.iwae_subset is None else min(run.iwae_subset, len(test))
-iwae_idx = torch.randperm(len(test), generator=g)[:n_iwae].sort().values
-
-d, h = run.latent_size, run.hidden_size
-configs = {"VAE": FlowVAEConfig(d, h)}
-for k in run.planar_ks:
-    configs[f"planar K={k}"] = FlowVAEConfig(d, h, flow="planar", n_flows=k)
-if run.radial_k:
-    configs[f"radial K={run.radial_k}"] = FlowVAEConfig(d, h, flow="radial", n_flows=run.radial_k)
-if run.combined_k:
-    configs[f"planar+radial K={run.combined_k}"] = FlowVAEConfig(d, h, flow="combined", n_flows=run.combined_k)
-if run.gk_k:
-    configs[f"g-and-k+planar K={run.gk_k}"] = FlowVAEConfig(d, h, flow="gk", n_flows=run.gk_k)
-if run.gk_prior:
-    configs["g-and-k prior"] = FlowVAEConfig(d, h, prior="gk")
-pd.DataFrame({"images": [len(train), len(test), n_iwae]},
+sets = chapter.chapter_data(run.params)
+pd.DataFrame({"images": [len(sets.train), len(sets.test), len(sets.iwae_idx)]},
              index=["training (dynamically binarised)", "test (one fixed binarisation)", "test images for the NLL"])
 
 # %% [markdown]
@@ -223,15 +154,7 @@ pd.DataFrame({"images": [len(train), len(test), n_iwae]},
 # section below.
 
 # %%
-results = {}
-for name, cfg in configs.items():
-    results[name] = fit(lambda cfg=cfg: FlowVAE(cfg), train.x, train.y, epochs=run.epochs,
-                        batch_size=run.batch_size, lr=run.lr, seed=run.seed, device=run.device,
-                        binarize=True, name="flow_vae-" + name.replace(" ", "").replace("=", ""))
-if run.vaegan:
-    results["VAE-GAN"] = fit(lambda: VAEGAN(FlowVAEConfig(d, h), adv_weight=run.adv_weight), train.x, train.y,
-                             epochs=run.epochs, batch_size=run.batch_size, lr=run.lr, seed=run.seed,
-                             device=run.device, binarize=False, name="flow_vae-vaegan")
+results = dict(zip(chapter.labels(run), train_all(chapter.jobs(run))))
 pd.DataFrame({"parameters": [count_parameters(r.model) for r in results.values()],
               "seconds per epoch (median)": [round(r.seconds_per_epoch, 2) for r in results.values()],
               "final training −ELBO": [r.history.loss.iloc[-1] for r in results.values()],
@@ -243,83 +166,49 @@ pd.DataFrame({"parameters": [count_parameters(r.model) for r in results.values()
 # For every model: the test NLL by importance sampling ($\mathcal L_k$ with the profile's $k$) and the ELBO
 # from the same samples; sample quality of images decoded from prior samples, measured in the feature space
 # of an MNIST classifier trained in this book (a Fréchet distance, "FID", plus the $k$-NN precision and
-# recall of Kynkäänniemi et al. 2019; lower FID is better, precision says how many samples look like real
-# digits, recall how much of the real variety the samples cover); and the separation of digits in latent
-# space, as numbers rather than a picture: the 5-NN accuracy of the test codes (2-fold cross-validated) and
-# their silhouette (Rousseeuw 1987; 1 = tight, separate clusters, 0 = overlapping). These FID
+# recall of {cite:t}`kynkaanniemi2019precision`; lower FID is better, precision says how many samples look
+# like real digits, recall how much of the real variety the samples cover); and the separation of digits in
+# latent space, as numbers rather than a picture: the 5-NN accuracy of the test codes (stratified 5-fold
+# cross-validation, the protocol every chapter uses) and their silhouette {cite}`rousseeuw1987silhouettes`
+# (1 = tight, separate clusters, 0 = overlapping). These FID
 # numbers are not Inception FIDs and do not compare with papers; the two "real" rows calibrate them.
 
 # %%
 clf, clf_acc = get_classifier(epochs=run.classifier_epochs, train_subset=run.classifier_subset, seed=run.seed,
                               device=run.device)
-# the real reference set: as many test images as generated ones (a seeded subset)
-real = test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(run.seed + 6))[:run.n_samples]]
-rows, samples, codes = {}, {}, {}
-for name, r in results.items():
-    model = r.model
-    bound = iwae_bound(model, test_bin[iwae_idx], run.iwae_k, seed=run.seed)
-    z = model.prior.sample(run.n_samples, generator=torch.Generator().manual_seed(run.seed + 1))
-    samples[name] = decode_batched(model, z)
-    quality = sample_quality(clf, real, samples[name])
-    codes[name] = model.latent_means(test_bin.to(run.torch_device)).cpu()
-    sep = latent_separation(codes[name], test.y, seed=run.seed)
-    rows[name] = {"test NLL (IWAE)": bound.nll, "test −ELBO": bound.neg_elbo, "FID": quality["fid"],
-                  "precision": quality["precision"], "recall": quality["recall"],
-                  "5-NN accuracy": sep["knn_accuracy"], "silhouette": sep["silhouette"],
-                  "s/epoch": r.seconds_per_epoch, "NLL seconds": bound.seconds}
-gcal = torch.Generator().manual_seed(run.seed + 2)
-real_train = train.x[torch.randperm(len(train), generator=gcal)[:run.n_samples]]
-calibration = {"real training images": sample_quality(clf, real, real_train),
-               "real, blurred (σ = 1 px)": sample_quality(clf, real, gaussian_blur(real_train, 1.0))}
-for name, q in calibration.items():
-    rows[name] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"]}
-table = pd.DataFrame(rows).T
-table.index.name = "model"
-print(f"classifier test accuracy {clf_acc:.2%}; NLL on {n_iwae} test images with k = {run.iwae_k}; "
-      f"FID etc. from {run.n_samples} samples per model against {len(real)} test images")
+table, samples, codes = chapter.evaluate_models(run, results, clf)
+print(f"classifier test accuracy {clf_acc:.2%}; NLL on {len(sets.iwae_idx)} test images with k = {run.iwae_k}; "
+      f"FID etc. from {run.n_samples} samples per model against {len(sets.real)} test images")
 table.style.format(precision=3, na_rep="")
 
 # %% [markdown]
 # ### Does the flow beat its own baseline?
 #
 # The target (for the `full` profile): the best flow model's test NLL beats the plain VAE trained the same
-# way by at least 1 nat and reaches 85 nats or below (Rezende & Mohamed's best planar result is 85.1).
+# way by at least 1 nat and reaches 85 nats or below (the best planar result of {cite:t}`rezende2015flows`
+# is 85.1).
 
 # %%
-flow_rows = table.loc[[n for n in configs if n not in ("VAE", "g-and-k prior")], "test NLL (IWAE)"]
-best_flow = flow_rows.idxmin() if len(flow_rows) else None
-baseline = table.loc["VAE", "test NLL (IWAE)"]
-if best_flow is not None:
-    gain = baseline - flow_rows[best_flow]
-    print(f"plain VAE: {baseline:.2f} nats; best flow model: {best_flow}, {flow_rows[best_flow]:.2f} nats "
-          f"(gain {gain:+.2f} nats)")
-    print(f"target 1, gain >= 1 nat: {'holds' if gain >= 1 else 'does not hold'} in this run")
-    print(f"target 2, NLL <= 85 nats: {'holds' if flow_rows[best_flow] <= 85 else 'does not hold'} in this run")
-    print(f"(profile {run.profile!r}: {run.epochs} epochs, d = {d}, NLL from k = {run.iwae_k} on {n_iwae} images)")
+verdict = flow_verdict(table["test NLL (IWAE)"], chapter.flow_models(run.params))
+if verdict is not None:
+    print(verdict)
+    print(f"(profile {run.profile!r}: {run.epochs} epochs, d = {run.latent_size}, "
+          f"NLL from k = {run.iwae_k} on {len(sets.iwae_idx)} images)")
 
 # %% [markdown]
 # ### Published numbers beside ours
 #
-# Test NLL on binarised MNIST, in nats, as reported in the papers. Their models differ from ours: Rezende &
-# Mohamed used maxout MLP encoders/decoders, 40 latent dimensions, many more parameter updates (500k in their
-# setting) and a different binarisation protocol; the IWAE paper used two deterministic hidden layers of
-# 200 units and 50 latent dimensions. Our rows are an MLP 784-400-$d$ trained for the profile's epochs. The
-# numbers in the first block come from the papers, not from this book.
+# Test NLL on binarised MNIST, in nats, as reported in the papers. Their models differ from ours:
+# {cite:t}`rezende2015flows` used maxout MLP encoders/decoders, 40 latent dimensions, many more parameter
+# updates (500k in their setting) and a different binarisation protocol; the IWAE paper {cite}`burda2016iwae`
+# trained on dynamically binarised images for 3,280 epochs, its one-stochastic-layer models with two
+# deterministic hidden layers of 200 units and 50 latent dimensions (a VAE trained with $k = 1$, and IWAEs
+# trained with $k$ importance samples), its best model with two stochastic layers. Our rows are an MLP
+# 784-400-$d$ trained for the profile's epochs. The numbers in the first block come from the papers, not from
+# this book.
 
 # %%
-published = pd.DataFrame([
-    ("Rezende & Mohamed 2015", "diagonal Gaussian (DLGM)", 89.9),
-    ("Rezende & Mohamed 2015", "planar flow, K = 10 (reported)", 87.5),
-    ("Rezende & Mohamed 2015", "planar flow, K = 20 (reported)", 86.5),
-    ("Rezende & Mohamed 2015", "planar flow, K = 40 (reported)", 85.7),
-    ("Rezende & Mohamed 2015", "planar flow, K = 80", 85.1),
-    ("Rezende & Mohamed 2015", "NICE, K = 80", 87.2),
-    ("Burda et al. 2016", "VAE, k = 1 training", 84.78),
-    ("Burda et al. 2016", "IWAE, k = 50 training", 82.90),
-], columns=["source", "model", "test NLL (nats)"])
-ours = pd.DataFrame([("this book, " + run.profile + " profile", n, v)
-                     for n, v in table["test NLL (IWAE)"].dropna().items()], columns=published.columns)
-pd.concat([published, ours], ignore_index=True).style.format(precision=2)
+nll_beside_published(table["test NLL (IWAE)"], f"this book, {run.profile} profile").style.format(precision=2)
 
 # %% [markdown]
 # ## Samples
@@ -327,12 +216,12 @@ pd.concat([published, ours], ignore_index=True).style.format(precision=2)
 # 64 images per model, decoded (pixel probabilities) from codes drawn from the model's prior.
 
 # %%
-names = list(results)
-ncol = 3
-fig, axes = plt.subplots(int(np.ceil(len(names) / ncol)), ncol, figsize=(4 * ncol, 4.2 * np.ceil(len(names) / ncol)))
-for ax in np.ravel(axes):
+names, ncol = list(results), 3
+nrow = -(-len(names) // ncol)
+fig, axes = plt.subplots(nrow, ncol, figsize=(4 * ncol, 4.2 * nrow), squeeze=False)
+for ax in axes.flat[len(names):]:
     ax.set_axis_off()
-for ax, name in zip(np.ravel(axes), names):
+for ax, name in zip(axes.flat, names):
     plots.image_grid(samples[name][:64], nrow=8, ax=ax, title=name)
 fig.tight_layout()
 
@@ -344,13 +233,12 @@ fig.tight_layout()
 # the pictures cannot: 5-NN accuracy and silhouette in the full latent space.
 
 # %%
-show = torch.randperm(len(test), generator=torch.Generator().manual_seed(run.seed))[:3000]
-fig, axes = plt.subplots(int(np.ceil(len(names) / ncol)), ncol, figsize=(4.3 * ncol, 4 * np.ceil(len(names) / ncol)))
-for ax in np.ravel(axes):
+show = torch.randperm(len(sets.test), generator=torch.Generator().manual_seed(run.seed))[:3000]
+fig, axes = plt.subplots(nrow, ncol, figsize=(4.3 * ncol, 4 * nrow), squeeze=False)
+for ax in axes.flat[len(names):]:
     ax.set_axis_off()
-for i, (ax, name) in enumerate(zip(np.ravel(axes), names)):
-    ax.set_axis_on()
-    plots.latent_scatter(codes[name][show], test.y[show], ax=ax, legend=(i == 0),
+for i, (ax, name) in enumerate(zip(axes.flat, names)):
+    plots.latent_scatter(codes[name][show], sets.test.y[show], ax=ax, legend=(i == 0),
                          title=f"{name}\n5-NN {table.loc[name, '5-NN accuracy']:.1%}, "
                                f"silhouette {table.loc[name, 'silhouette']:.3f}")
 fig.tight_layout()
@@ -360,7 +248,7 @@ fig.tight_layout()
 #
 # A VAE samples new images by decoding $z \sim p(z)$, but the codes of real images (the *aggregate
 # posterior* $q(z) = \mathbb E_x\, q(z \mid x)$) do not fill the prior evenly; regions the prior likes and
-# the encoder never uses decode to poor images. Ghosh et al. (2020) fit a density to the training codes
+# the encoder never uses decode to poor images. {cite:t}`ghosh2020rae` fit a density to the training codes
 # after training and sample from it instead. We compare, on one trained model (the best flow model), three
 # generators: the prior $\mathcal N(0, I)$ as is; a 10-component Gaussian mixture with full covariances;
 # and a multivariate g-and-k (Gaussian copula) whose margins are fitted by Levenberg–Marquardt on
@@ -371,22 +259,8 @@ fig.tight_layout()
 # not monotone and there is no density; such a margin is moved to $k = 0$, and the table's note says so.
 
 # %%
-chosen = best_flow if best_flow is not None else "VAE"
-model = results[chosen].model
-train_codes = aggregate_codes(model, fixed_binarization(train.x, seed=run.seed + 3), seed=run.seed)
-if run.ex_post_codes is not None and run.ex_post_codes < len(train_codes):
-    train_codes = train_codes[torch.randperm(len(train_codes), generator=torch.Generator().manual_seed(run.seed))
-                              [:run.ex_post_codes]]
-test_codes = aggregate_codes(model, test_bin, seed=run.seed + 4)
-priors = fit_ex_post_priors(train_codes, n_components=10, seed=run.seed)
-ex_rows, ex_samples = {}, {}
-for pname, prior in priors.items():
-    ex_samples[pname] = decode_batched(model, prior.sample(run.n_samples, run.seed + 5))
-    q = sample_quality(clf, real, ex_samples[pname])
-    ex_rows[pname] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"],
-                      "test-code log-lik (nats/code)": prior.log_prob(test_codes).float().mean().item(),
-                      "fit seconds": prior.seconds, "note": prior.info}
-ex_post = pd.DataFrame(ex_rows).T
+chosen = verdict.best if verdict is not None else "VAE"
+ex_post, ex_samples = chapter.ex_post(run, results[chosen].model, clf)
 ex_post.index.name = f"generator for {chosen}"
 display(ex_post.style.format(precision=3))
 fid = ex_post["FID"].astype(float)
@@ -402,8 +276,8 @@ fig.tight_layout()
 # %% [markdown]
 # ## VAE-GAN: both terms must matter
 #
-# Larsen et al. (2016) add a discriminator $D$ to the VAE: the decoder is trained to fool it, and the
-# reconstruction error is measured in $D$'s hidden features ("a learned similarity metric") rather than in
+# {cite:t}`larsen2016vaegan` add a discriminator $D$ to the VAE: the decoder is trained to fool it, and
+# the reconstruction error is measured in $D$'s hidden features ("a learned similarity metric") rather than in
 # pixels. Our VAE-GAN keeps the pixel likelihood (so that its NLL is defined and comparable), adds the
 # feature reconstruction $\tfrac12\lVert D_l(x) - D_l(\tilde x)\rVert^2$ and the non-saturating adversarial
 # term on reconstructions and prior samples, all as per-image sums, with the adversarial term weighted by
@@ -416,19 +290,16 @@ fig.tight_layout()
 # %%
 if run.vaegan:
     hist = results["VAE-GAN"].history
-    terms = hist[["epoch", "recon", "kl", "feature", "adversarial", "adv_share", "disc_loss"]].set_index("epoch")
-    display(terms.style.format(precision=3))
+    display(hist.set_index("epoch")[list(VAEGAN_TERMS)].style.format(precision=3))
     print(f"adversarial term / pixel reconstruction in the last epoch: {hist.adv_share.iloc[-1]:.3f} "
           f"(the source's ratio was about 1e-4)")
-    print(f"VAE-GAN vs VAE: test NLL {table.loc['VAE-GAN', 'test NLL (IWAE)']:.2f} vs "
-          f"{table.loc['VAE', 'test NLL (IWAE)']:.2f} nats, FID {table.loc['VAE-GAN', 'FID']:.1f} vs "
-          f"{table.loc['VAE', 'FID']:.1f}, recall {table.loc['VAE-GAN', 'recall']:.3f} vs "
-          f"{table.loc['VAE', 'recall']:.3f}")
+    vs_vae = table.loc[["VAE-GAN", "VAE"], ["test NLL (IWAE)", "FID", "precision", "recall"]]
+    display(vs_vae.style.format(precision=3))
 
 # %% [markdown]
 # The adversarial term pulls the decoder towards sharper images at a price in likelihood: the pixel
 # reconstruction it gives up is exactly what the NLL measures, so a VAE-GAN should not be expected to win
-# the NLL column; whether it wins on FID, precision or recall is printed above.
+# the NLL column; whether it wins on FID, precision or recall is shown above.
 
 # %% [markdown]
 # ## What the source study claimed, and what holds
@@ -447,8 +318,8 @@ if run.vaegan:
 #   always left the same half of the coordinates unchanged. Our combined model interleaves planar and
 #   radial layers, both of which mix all coordinates.
 # * **"Multivariate g-and-k" without correlation.** Independent margins are not the multivariate g-and-k of
-#   Drovandi & Pettitt, which couples the margins through a correlated normal (a Gaussian copula). Ours has
-#   the correlation matrix, learnt (prior) or fitted (ex-post).
+#   {cite:t}`drovandi2011gk`, which couples the margins through a correlated normal (a Gaussian copula).
+#   Ours has the correlation matrix, learnt (prior) or fitted (ex-post).
 # * **The LM fit.** It minimised a single scalar residual between fresh random draws and *unpaired* latent
 #   codes; scipy's `least_squares(method="lm")` refuses fewer residuals than parameters, and a difference of
 #   unrelated random numbers carries no information about the parameters. Ours fits each margin's quantile
@@ -469,17 +340,8 @@ if run.vaegan:
 # positive numbers favour the flow model):
 
 # %%
-base = table.loc["VAE"]
-models_only = list(configs)
-gains = pd.DataFrame({
-    "NLL gain (nats)": base["test NLL (IWAE)"] - table.loc[models_only, "test NLL (IWAE)"],
-    "ELBO gain (nats)": base["test −ELBO"] - table.loc[models_only, "test −ELBO"],
-    "ELBO − NLL gap (nats)": table.loc[models_only, "test −ELBO"] - table.loc[models_only, "test NLL (IWAE)"],
-    "FID change": base["FID"] - table.loc[models_only, "FID"],
-}).drop(index="VAE")
-display(gains.style.format(precision=2))
-sep = table.loc[list(results), "5-NN accuracy"].astype(float)
-sil = table.loc[list(results), "silhouette"].astype(float)
+display(gains_over_baseline(table, list(chapter.model_configs(run.params))).style.format(precision=2))
+sep, sil = (table.loc[list(results), col].astype(float) for col in ("5-NN accuracy", "silhouette"))
 print(f"5-NN accuracy of the test codes ranges from {sep.min():.1%} ({sep.idxmin()}) to {sep.max():.1%} "
       f"({sep.idxmax()}); silhouettes from {sil.min():.3f} to {sil.max():.3f}")
 print(f"ex-post priors on {chosen}: FID " + ", ".join(f"{k} {v:.2f}" for k, v in fid.sort_values().items()))
@@ -493,10 +355,10 @@ print(f"ex-post priors on {chosen}: FID " + ", ".join(f"{k} {v:.2f}" for k, v in
 #   the model itself gained; if the gap column barely moves, the flows improved the model and the bound
 #   alike.
 # * **Gains are small at this scale.** With a 400-unit MLP decoder and a short training run, the decoder
-#   rather than the posterior limits the likelihood; Rezende & Mohamed's 4.8-nat gain (89.9 → 85.1) came
-#   with 80 layers, a bigger network and long training. Whether our best flow meets the 1-nat and 85-nat
-#   targets is printed in the baseline section for this profile; the `default` profile trains far too
-#   briefly for 85 nats.
+#   rather than the posterior limits the likelihood; the 4.8-nat gain (89.9 → 85.1) of
+#   {cite:t}`rezende2015flows` came with 80 layers, a bigger network and long training. Whether our best
+#   flow meets the 1-nat and 85-nat targets is printed in the baseline section for this profile; the
+#   `default` profile trains far too briefly for 85 nats.
 # * **Sample quality depends on where the prior puts mass more than on the posterior family.** A flow
 #   changes $q(z\mid x)$; samples still come from the prior. The ex-post table shows how much a density
 #   fitted to the training codes changes FID on one fixed model. A g-and-k copula is unimodal in every

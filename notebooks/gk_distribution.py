@@ -15,65 +15,40 @@
 #
 # A VAE's prior, or the base distribution of a normalizing flow, is almost always a standard normal. Is
 # that a good description of where the encoder actually puts its codes? Codes are often skewed and
-# heavier-tailed than a Gaussian. The **g-and-k distribution** (Rayner & MacGillivray 2002) is a
+# heavier-tailed than a Gaussian. The **g-and-k distribution** {cite}`haynes1997gk,rayner2002gk`, a
+# relative of Tukey's g-and-h family {cite}`tukey1977gh`, is a
 # four-parameter family that bends a normal into a skewed and heavy- or light-tailed shape. It has no
 # closed-form density, but its *quantile function* is explicit. That makes sampling trivial and fitting by
-# least squares on quantiles natural. Its multivariate version (Drovandi & Pettitt 2011) puts a
+# least squares on quantiles natural. Its multivariate version {cite}`drovandi2011gk` puts a
 # g-and-k on every margin and ties the margins together with a Gaussian copula.
 #
 # This chapter defines the distribution, shows what its parameters do, fits it by Levenberg–Marquardt
 # (LM), measures how well the fit recovers known parameters, and fits a bivariate example with
-# correlation. The chapter on flows uses the same code (`vaebook.gk`) as a learnable base and as a
-# prior fitted to trained latent codes after training.
+# correlation. The chapter on flows, {doc}`flow_vae`, uses the same code (`vaebook.gk`) as a learnable
+# base and as a prior fitted to trained latent codes after training.
 
 # %% tags=["parameters"]
 profile = "default"  # smoke | default | full
-seed = None          # None: the profile's value
-n_seeds = None
+n_seeds = None       # None: the profile's value; simulated samples per sample size
 sample_sizes = None  # sample sizes of the recovery study, e.g. [1000, 10000]
 n_bivariate = None   # size of the bivariate example
+seed = None
+device = None        # unused: this chapter trains nothing
 
 # %%
-from vaebook.config import ParameterError, resolve
+from vaebook.config import chapter_params
 
-
-def _n_seeds(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-        raise ParameterError(f"{name} must be an integer >= 1 (seeds per sample size), got {v!r}")
-
-
-def _sizes(name, v):
-    if not isinstance(v, (list, tuple)) or not v or any(isinstance(n, bool) or not isinstance(n, int) or n < 8
-                                                         for n in v):
-        raise ParameterError(f"{name} must be a non-empty list of integers >= 8 (a g-and-k fit needs 8 points), "
-                             f"got {v!r}; pass e.g. -p {name} '[1000, 10000]'")
-
-
-def _n_biv(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 100:
-        raise ParameterError(f"{name} must be an integer >= 100, got {v!r}")
-
-
-PROFILES = {
-    "smoke": dict(seed=0, n_seeds=3, sample_sizes=[1000, 10000], n_bivariate=2000),
-    "default": dict(seed=0, n_seeds=10, sample_sizes=[1000, 10000, 100000], n_bivariate=10000),
-    "full": dict(seed=0, n_seeds=20, sample_sizes=[1000, 10000, 100000], n_bivariate=50000),
-}
-run = resolve("gk_distribution", PROFILES, profile, seed=seed, n_seeds=n_seeds, sample_sizes=sample_sizes,
-              n_bivariate=n_bivariate,
-              extra_validators={"n_seeds": _n_seeds, "sample_sizes": _sizes, "n_bivariate": _n_biv})
+run = chapter_params("gk_distribution", profile, globals())
 run
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 from scipy import stats
 
 from vaebook import gk
-
-THETA = (3.0, 1.0, 2.0, 0.5)  # the classic test case (A, B, g, k)
+from vaebook.chapters.gk_distribution import THETA, log_density_grid, one_residual_lm_error  # THETA = (3, 1, 2, 0.5)
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
 
 # %% [markdown]
@@ -113,14 +88,15 @@ plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3})
 # prior can train these parameters.
 #
 # The distribution is only **valid** if $Q$ is increasing, i.e. $Q'(z) > 0$ for every $z$. The R package
-# `gk` (Prangle 2020) checks this numerically, and so does `vaebook.gk.validate_params`. With $c = 0.8$,
+# `gk` {cite}`prangle2020gk` checks this numerically, and so does `vaebook.gk.validate_params`, which every
+# function of `vaebook.gk` calls before it returns a number (the flow layers, whose parameters are valid by
+# construction, skip it). With $c = 0.8$,
 # every $k \ge 0$ is valid. For $k < 0$ a small nonzero $|g|$ is *not* valid: the
 # $c\,g\,z/(2\cosh^2)$ term dips below zero around $z \approx -2/g$, where $(1+(2k+1)z^2)/(1+z^2)$ has
 # already fallen towards $2k+1$. The next figure maps the invalid region.
 
 # %%
-gs = np.linspace(-8, 8, 161)
-ks = np.linspace(-0.5, 0.2, 71)
+gs, ks = np.linspace(-8, 8, 161), np.linspace(-0.5, 0.2, 71)
 valid = gk.is_valid(0.0, 1.0, gs[None, :], ks[:, None])
 fig, ax = plt.subplots(figsize=(6.5, 3.2), constrained_layout=True)
 ax.pcolormesh(gs, ks, valid, cmap="RdYlGn", vmin=-0.3, vmax=1.3, shading="nearest")
@@ -170,26 +146,19 @@ plt.show()
 # $k$ moves tail weight independently, and the four equations can be inverted in closed form. That
 # inversion is the **octile estimator** (`vaebook.gk.octile_estimate`), the starting point of every fit
 # below. The octile skewness is bounded by $\pm c = \pm 0.8$: $c$ caps how skewed the family can be.
+# (`vaebook.gk.octile_summaries` computes the two summaries from $Q$. The right panel evaluates them also
+# at the $(g, k)$ pairs left of the validity boundary, `validate=False`: they are formulas in $Q$, defined
+# whether or not $Q$ is increasing.)
 
 # %%
-z_oct = torch.special.ndtri(torch.arange(1, 8, dtype=torch.float64) / 8)
-
-
-def octile_summaries(g_, k_):
-    E = gk.quantile(z_oct, 0.0, 1.0, g_, k_).numpy()
-    spread = E[5] - E[1]
-    return (E[5] + E[1] - 2 * E[3]) / spread, (E[6] - E[4] + E[2] - E[0]) / spread
-
-
 fig, axes = plt.subplots(1, 2, figsize=(10, 3), constrained_layout=True)
-g_grid = np.linspace(-6, 6, 121)
+g_grid, k_grid = np.linspace(-6, 6, 121), np.linspace(-0.5, 2, 101)
 for k_ in (0.0, 0.5, 1.0):
-    axes[0].plot(g_grid, [octile_summaries(g_, k_)[0] for g_ in g_grid], label=f"k = {k_:g}")
+    axes[0].plot(g_grid, gk.octile_summaries(g_grid, k_)[0], label=f"k = {k_:g}")
 axes[0].set(xlabel="g", ylabel="octile skewness", title="skewness depends on g only (curves coincide)")
-k_grid = np.linspace(-0.5, 2, 101)
 for g_ in (0.0, 2.0, 5.0):
-    axes[1].plot(k_grid, [octile_summaries(g_, k_)[1] for k_ in k_grid], label=f"g = {g_:g}")
-axes[1].axhline(octile_summaries(0.0, 0.0)[1], color="k", ls=":", lw=1, label="normal")
+    axes[1].plot(k_grid, gk.octile_summaries(g_, k_grid, validate=False)[1], label=f"g = {g_:g}")
+axes[1].axhline(gk.octile_summaries(0.0, 0.0)[1], color="k", ls=":", lw=1, label="normal")
 axes[1].set(xlabel="k", ylabel="octile kurtosis", title="tail weight depends on k only (curves coincide)")
 for ax in axes:
     ax.legend(fontsize=8)
@@ -212,10 +181,12 @@ plt.show()
 # standard deviation of an empirical quantile, evaluated at the octile start $\theta_0$. Without them,
 # the few, very noisy extreme order statistics of a heavy-tailed sample dominate the sum, and the table
 # below shows what that costs. This is a nonlinear least-squares problem with four parameters and a
-# Jacobian in closed form. **Levenberg–Marquardt** interpolates between Gauss–Newton steps
+# Jacobian in closed form. **Levenberg–Marquardt** {cite}`levenberg1944leastsquares,marquardt1963leastsquares`
+# interpolates between Gauss–Newton steps
 # $(J^\top J)^{-1} J^\top r$ and gradient-descent steps by solving
 # $(J^\top J + \lambda D)\,\delta = -J^\top r$, and adapts $\lambda$ to how well the local linear model
-# predicted the last step. We use MINPACK's implementation (`scipy.optimize.least_squares(method="lm")`).
+# predicted the last step. We use MINPACK's implementation {cite}`more1978lm,more1980minpack`
+# (`scipy.optimize.least_squares(method="lm")`).
 # It has no bounds, so the fit runs in unconstrained coordinates $B = e^{b}$ and
 # $k = -\tfrac12 + \operatorname{softplus}(\kappa)$.
 #
@@ -225,7 +196,7 @@ plt.show()
 # %%
 x_demo = gk.sample(10_000, *THETA, generator=torch.Generator().manual_seed(run.seed)).numpy()
 fit = gk.fit_lm(x_demo, trace=True)
-pd.DataFrame({"truth": THETA, "octile start": fit.start, "LM fit": fit.params}, index=["A", "B", "g", "k"]).T
+fit.summary(truth=THETA)
 
 # %%
 print(f"{fit.message}\nresidual evaluations: {fit.nfev}, Jacobians: {fit.njev}, converged: {fit.converged}, "
@@ -235,11 +206,9 @@ hist = np.array(fit.history)
 axes[0].semilogy(np.arange(1, len(hist) + 1), hist - fit.cost + 1e-12 * fit.cost, "o-")
 axes[0].set(xlabel="residual evaluation", ylabel="cost − final cost",
             title="LM convergence from the octile start")
-probs = (np.arange(1, 1001) - 0.5) / 1000
-emp = np.quantile(x_demo, probs, method="hazen")
-axes[1].plot(gk.icdf(torch.as_tensor(probs), *fit.params).numpy(), emp, ".", ms=3)
-lims = [emp.min(), emp.max()]
-axes[1].plot(lims, lims, "k:", lw=1)
+fitted_q, emp = gk.qq_points(x_demo, fit.params)  # 1000 quantiles, p = (j - 1/2)/1000
+axes[1].plot(fitted_q, emp, ".", ms=3)
+axes[1].plot([emp.min(), emp.max()], [emp.min(), emp.max()], "k:", lw=1)
 axes[1].set(xlabel="fitted quantile", ylabel="empirical quantile", title="QQ plot of the fit")
 xs = torch.linspace(-2, 25, 800, dtype=torch.float64)
 axes[2].hist(x_demo, bins=np.linspace(-2, 25, 120), density=True, alpha=0.4, label="sample")
@@ -282,7 +251,7 @@ table.style.format({c: "{:.4f}" for c in ["|A err|", "|B err|", "|g err|", "|k e
 #
 # ## The multivariate g-and-k
 #
-# Drovandi & Pettitt (2011) draw $z \sim N(0, R)$ with a correlation matrix $R$ and apply a g-and-k
+# {cite:t}`drovandi2011gk` draw $z \sim N(0, R)$ with a correlation matrix $R$ and apply a g-and-k
 # quantile to each coordinate, $x_i = Q(z_i; A_i, B_i, g_i, k_i)$. This is a Gaussian copula with g-and-k
 # margins. Its density is
 #
@@ -301,28 +270,19 @@ table.style.format({c: "{:.4f}" for c in ["|A err|", "|B err|", "|g err|", "|k e
 truth = gk.MultivariateGK([3.0, 4.0], [1.0, 0.5], [1.0, 2.0], [0.5, 0.4], [[1.0, 0.6], [0.6, 1.0]])
 X = truth.sample((run.n_bivariate,), generator=torch.Generator().manual_seed(run.seed + 1))
 mfit = gk.fit_multivariate_lm(X)
-rows = {"truth": [3.0, 4.0, 1.0, 0.5, 1.0, 2.0, 0.5, 0.4, 0.6],
-        "LM fit": list(mfit.params.T.ravel()) + [mfit.R[0, 1]]}
-cols = ["A₁", "A₂", "B₁", "B₂", "g₁", "g₂", "k₁", "k₂", "ρ"]
 print(mfit.message)
-pd.DataFrame(rows, index=cols).T.style.format("{:.3f}")
+mfit.summary(truth).style.format("{:.3f}")
 
 # %%
 fitted = mfit.distribution()
 X_test = truth.sample((5000,), generator=torch.Generator().manual_seed(run.seed + 2))
 print(f"mean held-out log-likelihood: truth {truth.log_prob(X_test).mean():.4f}, "
       f"fitted {fitted.log_prob(X_test).mean():.4f} nats per point")
-u = torch.linspace(0.0, 12.0, 160, dtype=torch.float64)
-v = torch.linspace(2.5, 9.0, 160, dtype=torch.float64)
-U, V = torch.meshgrid(u, v, indexing="xy")
-logd = fitted.log_prob(torch.stack([U.reshape(-1), V.reshape(-1)], -1)).reshape(U.shape)
+U, V, logd = log_density_grid(fitted, (0.0, 12.0), (2.5, 9.0))
 fig, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-Xn = X.numpy()
-axes[0].plot(Xn[:3000, 0], Xn[:3000, 1], ".", ms=2, alpha=0.4, label="sample")
-top = float(logd.max())
-# contours of the log density 1, 2, 4, 6, 8 and 10 nats below its peak
-axes[0].contour(U, V, logd, levels=[top - d for d in (10, 8, 6, 4, 2, 1)], colors="C3", linewidths=1,
-                linestyles="solid")
+axes[0].plot(X[:3000, 0], X[:3000, 1], ".", ms=2, alpha=0.4, label="sample")
+axes[0].contour(U, V, logd, levels=[logd.max().item() - d for d in (10, 8, 6, 4, 2, 1)],  # nats below the peak
+                colors="C3", linewidths=1, linestyles="solid")
 axes[0].set(xlabel="x₁", ylabel="x₂", title="sample and fitted log-density contours", xlim=(0, 12), ylim=(2.5, 9))
 Z = fitted.scores(X).numpy()
 axes[1].plot(Z[:3000, 0], Z[:3000, 1], ".", ms=2, alpha=0.4)
@@ -341,29 +301,10 @@ plt.show()
 # the parameters. The fitted distribution was never used for any figure either.
 
 # %%
-from scipy.optimize import least_squares
-
-codes = np.random.default_rng(0).standard_normal(500)  # stand-in for latent codes
-
-
-def scalar_residual(t):  # the source's shape of objective: one number from unpaired draws
-    draws = gk.sample(500, t[0], np.exp(t[1]), t[2], t[3], validate=False).numpy()
-    return np.array([np.mean(draws) - np.mean(codes)])
-
-
-try:
-    least_squares(scalar_residual, np.zeros(4), method="lm")
-except ValueError as err:
-    print(f"scipy refuses it: {err}")
+print(f"scipy refuses it: {one_residual_lm_error()}")
 
 # %% [markdown]
 # Here the residuals are *quantile residuals*, one per order statistic or empirical quantile. They are a
 # deterministic, smooth function of the parameters with an analytic Jacobian, which is the problem LM was
-# designed for. The flow chapter uses the fitted multivariate g-and-k after training, as a prior on trained
-# latent codes.
-#
-# **References.** Rayner, G. D. & MacGillivray, H. L. (2002), *Numerical maximum likelihood estimation for
-# the g-and-k and generalized g-and-h distributions*, Statistics and Computing 12, 57–75.
-# Drovandi, C. C. & Pettitt, A. N. (2011), *Likelihood-free Bayesian estimation of multivariate quantile
-# distributions*, Computational Statistics & Data Analysis 55, 2541–2556. Prangle, D. (2020), *gk: An R
-# package for the g-and-k and generalised g-and-h distributions*, The R Journal 12(1).
+# designed for. The flow chapter ({doc}`flow_vae`) uses the fitted multivariate g-and-k after training, as
+# a prior on trained latent codes.

@@ -47,9 +47,9 @@
 # p(z) = \sum_{k=1}^{K} \pi_k\, \mathcal N(z;\, m_k, \Sigma_k),
 # $$
 #
-# is fitted to these codes by expectation–maximisation (Dempster, Laird & Rubin 1977). EM finds a local
-# optimum, so its start matters: the means start at $m_k^{(0)}$ = the average code of the five labelled
-# validation images of digit $k$.
+# is fitted to these codes by expectation–maximisation {cite}`dempster1977em` (scikit-learn's
+# `GaussianMixture` {cite}`pedregosa2011sklearn`). EM finds a local optimum, so its start matters: the
+# means start at $m_k^{(0)}$ = the average code of the five labelled validation images of digit $k$.
 #
 # **Naming the clusters.** EM may still move a component onto another digit, so the cluster → digit
 # map is read off the labelled images, never assumed: we count, for every cluster $k$ and digit $c$, the
@@ -80,38 +80,9 @@ seed = None
 device = None              # "auto", "cpu", "cuda", ...
 
 # %%
-from vaebook.config import ParameterError, resolve
+from vaebook.config import chapter_params
 
-
-def _optional_positive(name, value):
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-        raise ParameterError(f"{name} must be an integer >= 1 or None (all images), got {value!r}")
-
-
-def _positive(name, value):
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ParameterError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-PROFILES = {
-    "smoke": dict(epochs=1, batch_size=128, lr=1e-3, hidden_size=512, labelled_per_class=5,
-                  train_subset=2000, test_subset=600, ten_latent_size=10, ten_epochs=1,
-                  ten_train_subset=2000, ten_test_subset=1000, seed=0, device="auto"),
-    "default": dict(epochs=20, batch_size=128, lr=1e-3, hidden_size=512, labelled_per_class=5,
-                    train_subset=None, test_subset=None, ten_latent_size=10, ten_epochs=15,
-                    ten_train_subset=None, ten_test_subset=None, seed=0, device="auto"),
-    "full": dict(epochs=50, batch_size=128, lr=1e-3, hidden_size=512, labelled_per_class=5,
-                 train_subset=None, test_subset=None, ten_latent_size=10, ten_epochs=50,
-                 ten_train_subset=None, ten_test_subset=None, seed=0, device="auto"),
-}
-run = resolve("gmm_vae", PROFILES, profile,
-              extra_validators={"labelled_per_class": _positive, "ten_latent_size": _positive,
-                                "ten_train_subset": _optional_positive,
-                                "ten_test_subset": _optional_positive},
-              epochs=epochs, batch_size=batch_size, lr=lr, hidden_size=hidden_size,
-              labelled_per_class=labelled_per_class, train_subset=train_subset, test_subset=test_subset,
-              ten_latent_size=ten_latent_size, ten_epochs=ten_epochs, ten_train_subset=ten_train_subset,
-              ten_test_subset=ten_test_subset, seed=seed, device=device)
+run = chapter_params("gmm_vae", profile, globals())
 run
 
 # %% [markdown]
@@ -132,47 +103,27 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import display
-from scipy.stats import beta as beta_dist
-from sklearn.metrics import confusion_matrix
 
-from vaebook import data, plots
-from vaebook.gmm_vae import (DIGITS, classification_scores, clustering_accuracy, draw_mixture,
-                             fit_latent_gmm, fit_unsupervised_gmm, hungarian_map, labelled_holdout,
-                             latent_manifold, mnist_gmm_splits, ssim_skimage_default, train_vae,
-                             weights_fingerprint)
-from vaebook.metrics import mse, ssim
-from vaebook.models import VAEConfig, count_parameters
+from vaebook import gmm_vae as gv, plots
+from vaebook.chapters import gmm_vae as chapter
+from vaebook.jobs import train_all
 
-splits = mnist_gmm_splits(DIGITS, labelled_per_class=run.labelled_per_class, seed=run.seed,
-                          train_subset=run.train_subset, test_subset=run.test_subset)
-train, val, test = splits["train"], splits["val"], splits["test"]
-counts = pd.DataFrame({name: [int((s.y == d).sum()) for d in DIGITS] + [len(s)]
-                       for name, s in [("training (labels unused)", train), ("validation (labelled)", val),
-                                       ("test", test)]}, index=[*map(str, DIGITS), "all"])
-counts["source's training set"] = [5393, 4674, 4681, 14748]
-counts.index.name = "digit"
-counts
+sets = chapter.chapter_data(run.params)
+train, val, test = sets.train, sets.val, sets.test
+chapter.data_table(sets)
 
 # %% [markdown]
 # ## Training the VAE
 #
 # A multilayer perceptron, 784 → 512 → 2 (twice, for $\mu$ and $\log\sigma^2$) and 2 → 512 → 784, with
 # a Bernoulli likelihood, trained with Adam on the negative ELBO (per-image sums, in nats). The labels are
-# not used. The trained model is cached, keyed by every setting above.
+# not used. The trained model is cached, keyed by every setting above. The same cell trains (or loads)
+# the VAE of the ten-digit extension at the end of the chapter.
 
 # %%
-config = VAEConfig(latent_size=2, arch="mlp", hidden_size=run.hidden_size)
-data_key = {"digits": list(DIGITS), "train": train.description, "n": len(train),
-            "subset": run.train_subset, "labelled_per_class": run.labelled_per_class, "seed": run.seed}
-result = train_vae(train.x, config=config, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,
-                   seed=run.seed, device=run.device, name="gmm_vae-148", cache=True, data_key=data_key)
+result, ten_result = train_all(chapter.jobs(run))
 vae = result.model.eval()
-dev = run.torch_device
-pd.DataFrame({"parameters": [count_parameters(vae)], "epochs": [len(result.history)],
-              "seconds per epoch (median)": [round(result.seconds_per_epoch, 2)],
-              "final training −ELBO (nats)": [result.history["loss"].iloc[-1]],
-              "test −ELBO (nats)": [vae.evaluate(test.x.to(dev))["neg_elbo"]],
-              "from cache": [result.loaded]}).style.format(precision=2)
+chapter.training_table(result, test.x, seed=run.seed).style.format(precision=2)
 
 # %% [markdown]
 # ## The mixture in latent space
@@ -183,32 +134,23 @@ pd.DataFrame({"parameters": [count_parameters(vae)], "epochs": [len(result.histo
 # hold 39% and 86% of its mass. The stars are the labelled validation images.
 
 # %%
-train_codes = vae.latent_means(train.x.to(dev)).cpu().numpy()
-val_codes = vae.latent_means(val.x.to(dev)).cpu().numpy()
-test_codes = vae.latent_means(test.x.to(dev)).cpu().numpy()
-gmm = fit_latent_gmm(train_codes, val_codes, val.y.numpy(), DIGITS, seed=run.seed,
-                     vae_fingerprint=weights_fingerprint(vae))
+train_codes, val_codes, test_codes = (gv.latent_codes(vae, s.x) for s in (train, val, test))
+gmm = gv.fit_latent_gmm(train_codes, val_codes, val.y.numpy(), gv.DIGITS, seed=run.seed,
+                        vae_fingerprint=gv.weights_fingerprint(vae))
+predicted = gmm.predict(test_codes)
 
-rng = np.random.default_rng(run.seed)
-show = rng.choice(len(train_codes), size=min(6000, len(train_codes)), replace=False)
+show = np.random.default_rng(run.seed).choice(len(train_codes), size=min(6000, len(train_codes)),
+                                              replace=False)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
 for ax, (codes, labels, title) in zip(axes, [
         (train_codes[show], train.y[show], "training codes (true labels, unused in training)"),
-        (test_codes, gmm.predict(test_codes), "test codes, coloured by the mixture's prediction")]):
+        (test_codes, predicted, "test codes, coloured by the mixture's prediction")]):
     plots.latent_scatter(codes, labels, ax=ax, title=title, s=2)
-    draw_mixture(gmm, ax)
-    for d in DIGITS:
-        m = val.y.numpy() == d
-        ax.scatter(val_codes[m, 0], val_codes[m, 1], marker="*", s=120, color=plots.DIGIT_COLORS(d),
-                   edgecolor="black", linewidths=0.8, zorder=5)
+    gv.draw_mixture(gmm, ax, labelled=(val_codes, val.y.numpy()))
 fig.tight_layout()
 
 # %%
-pd.DataFrame({"digit": gmm.cluster_to_digit, "weight π": gmm.weights,
-              "mean m (z₁, z₂)": [f"({m[0]:.2f}, {m[1]:.2f})" for m in gmm.means],
-              "σ along the axes": [f"{np.sqrt(np.linalg.eigvalsh(c)[1]):.2f}, "
-                                   f"{np.sqrt(np.linalg.eigvalsh(c)[0]):.2f}" for c in gmm.covariances]},
-             index=pd.Index(range(gmm.n_components), name="cluster")).style.format(precision=3)
+gv.mixture_table(gmm).style.format(precision=3)
 
 # %% [markdown]
 # ## Classification of every MNIST test 1, 4 and 8
@@ -218,34 +160,17 @@ pd.DataFrame({"digit": gmm.cluster_to_digit, "weight π": gmm.weights,
 # handles badly weighs as much as the others.
 
 # %%
-predicted = gmm.predict(test_codes)
-scores = classification_scores(test.y.numpy(), predicted)
-val_scores = classification_scores(val.y.numpy(), gmm.predict(val_codes))
-pd.DataFrame({f"test ({len(test)} images)": scores, f"validation ({len(val)} labelled images)": val_scores}
+report = gv.classification_report(test.y.numpy(), predicted, gv.DIGITS)
+val_scores = gv.classification_scores(val.y.numpy(), gmm.predict(val_codes))
+pd.DataFrame({f"test ({len(test)} images)": report.scores, f"validation ({len(val)} labelled images)": val_scores}
              ).style.format(precision=4)
 
 # %%
-cm = confusion_matrix(test.y.numpy(), predicted, labels=list(DIGITS))
 fig, ax = plt.subplots(figsize=(3.8, 3.2))
-sns.heatmap(pd.DataFrame(cm, index=pd.Index(DIGITS, name="true digit"),
-                         columns=pd.Index(DIGITS, name="predicted")), annot=True, fmt="d", cmap="Blues",
-            cbar=False, ax=ax)
+sns.heatmap(report.confusion, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
 ax.set_title("confusion matrix, MNIST test")
 fig.tight_layout()
-
-target = 0.97
-print(f"accuracy on all {len(test)} MNIST test images of 1, 4 and 8: {scores['accuracy']:.2%} "
-      f"({int((predicted != test.y.numpy()).sum())} errors); macro-F1 {scores['macro-F1']:.4f}, "
-      f"micro-F1 {scores['micro-F1']:.4f}")
-met = "met" if scores["accuracy"] >= target else "NOT met"
-print(f"target (full profile) accuracy >= {target:.0%}: {met} "
-      f"in this run (profile {run.profile!r})")
-off = cm.copy()
-np.fill_diagonal(off, 0)
-if off.sum():
-    t, p = np.unravel_index(off.argmax(), off.shape)
-    print(f"most common confusion: true {DIGITS[t]} predicted as {DIGITS[p]} "
-          f"({off[t, p]} of {off.sum()} errors)")
+print(report.describe(run.profile))
 
 # %% [markdown]
 # **Why fifteen images cannot show accuracy 1.0.** If a classifier gets all $n$ of $n$ independent
@@ -253,16 +178,15 @@ if off.sum():
 # $0.025^{1/n}$. For the source's $n = 15$ that is:
 
 # %%
-n_val_source = 15
-print(f"15/15 correct is consistent with any accuracy above {beta_dist.ppf(0.025, n_val_source, 1):.1%} "
+print(f"15/15 correct is consistent with any accuracy above {gv.all_correct_lower_bound(15):.1%} "
       f"(95% Clopper-Pearson bound); our {len(test)} test images pin it to about "
-      f"±{1.96 * np.sqrt(scores['accuracy'] * (1 - scores['accuracy']) / len(test)):.2%}")
+      f"±{gv.accuracy_margin(report.scores['accuracy'], len(test)):.2%}")
 
 # %% [markdown]
 # Some of the misclassified test images, with the digit the mixture chose:
 
 # %%
-wrong = np.nonzero(predicted != test.y.numpy())[0][:24]
+wrong = gv.misclassified(test.y.numpy(), predicted, limit=24)
 if len(wrong):
     fig, ax = plt.subplots(figsize=(12, 1.4))
     plots.image_grid(test.x[wrong], nrow=24, ax=ax,
@@ -273,7 +197,7 @@ else:
 # %% [markdown]
 # ## Reconstructions
 #
-# The assignment scored reconstructions by $1 - \text{MSE}$ and by SSIM (Wang et al. 2004, computed as
+# The assignment scored reconstructions by $1 - \text{MSE}$ and by SSIM {cite}`wang2004ssim` (computed as
 # scikit-image does: $11\times11$ Gaussian window, $\sigma = 1.5$, averaged over the window positions
 # inside the image). A reconstruction is the decoded posterior mean, $\hat x = \text{decoder}(\mu_\phi(x))$.
 # The assignment did not say how it called scikit-image; called without options,
@@ -283,18 +207,14 @@ else:
 # quirks.
 
 # %%
-recon = vae.reconstruct(test.x.to(dev)).cpu()
-per_image = pd.DataFrame({"digit": test.y.numpy(), "1 − MSE": 1 - mse(test.x, recon).numpy(),
-                          "SSIM": ssim(test.x, recon).numpy(),
-                          "SSIM, scikit-image defaults": ssim_skimage_default(test.x, recon)})
-recon_table = per_image.groupby("digit").mean()
-recon_table.loc["all"] = per_image.drop(columns="digit").mean()
+recon = vae.reconstruct(test.x.to(run.torch_device)).cpu()
+recon_table = gv.reconstruction_table(test.x, recon, test.y)
 display(recon_table.style.format(precision=4))
-by_digit = recon_table.drop(index="all")
-print(f"best reconstructed digit by SSIM: {by_digit['SSIM'].idxmax()} ({by_digit['SSIM'].max():.3f}); "
-      f"worst: {by_digit['SSIM'].idxmin()} ({by_digit['SSIM'].min():.3f})")
+by_digit = recon_table.drop(index="all")["SSIM"]
+print(f"best reconstructed digit by SSIM: {by_digit.idxmax()} ({by_digit.max():.3f}); "
+      f"worst: {by_digit.idxmin()} ({by_digit.min():.3f})")
 
-show_idx = torch.cat([torch.nonzero(test.y == d)[:8, 0] for d in DIGITS])
+show_idx = torch.cat([torch.nonzero(test.y == d)[:8, 0] for d in gv.DIGITS])
 fig, axes = plt.subplots(2, 1, figsize=(12, 1.8))
 plots.image_grid(test.x[show_idx], nrow=len(show_idx), ax=axes[0], title="test images")
 plots.image_grid(recon[show_idx], nrow=len(show_idx), ax=axes[1], title="reconstructions")
@@ -309,9 +229,9 @@ fig.tight_layout()
 # it is spaced evenly in probability, not in distance. $z_2$ increases upwards, as in the scatter plots.
 
 # %%
-manifold = latent_manifold(vae, n=20)
 fig, ax = plt.subplots(figsize=(7, 7))
-plots.image_grid(manifold, nrow=20, ax=ax, title="decoder(z) over norm.ppf(linspace(0.05, 0.95, 20))²")
+plots.image_grid(gv.latent_manifold(vae, n=20), nrow=20, ax=ax,
+                 title="decoder(z) over norm.ppf(linspace(0.05, 0.95, 20))²")
 fig.tight_layout()
 
 # %% [markdown]
@@ -320,22 +240,7 @@ fig.tight_layout()
 # The source reported accuracy 1.0. The table shows what each number was measured on.
 
 # %%
-comparison = pd.DataFrame([
-    ("classification accuracy", "1.0", "15 validation images (5 per digit), the same images that "
-     "initialised the mixture and named its clusters", f"{scores['accuracy']:.4f}",
-     f"all {len(test)} MNIST test images of 1, 4, 8"),
-    ("mean of macro- and micro-F1", "not reported", "", f"{scores['mean of macro- and micro-F1']:.4f}",
-     f"all {len(test)} MNIST test images of 1, 4, 8"),
-    ("1 − MSE / SSIM of reconstructions", "not reported", "",
-     f"{recon_table.loc['all', '1 − MSE']:.4f} / {recon_table.loc['all', 'SSIM']:.4f}",
-     f"all {len(test)} MNIST test images of 1, 4, 8"),
-    ("training images", "14,748 (5,393 / 4,674 / 4,681)", "its own training file",
-     f"{len(train):,} ({' / '.join(f'{int((train.y == d).sum()):,}' for d in DIGITS)})",
-     "MNIST training 1, 4, 8 minus the validation images"),
-    ("reparameterisation noise", "uniform (a bug)", "its VAE code", "Gaussian N(0, I)", "vaebook.models.VAE"),
-], columns=["quantity", "source", "source measured on", "this book", "this book measured on"]
-).set_index("quantity")
-comparison
+chapter.source_comparison(report.scores, recon_table, train, len(test))
 
 # %% [markdown]
 # ## Extension: all ten digits, no labels at all
@@ -351,70 +256,27 @@ comparison
 # $$
 #
 # the accuracy under the best one-to-one map $m$ from clusters to labels, found by the Hungarian
-# algorithm (`scipy.optimize.linear_sum_assignment`) on the test set. VaDE (Jiang et al. 2017), which
-# trains the VAE and the mixture prior *jointly*, reports 94.46% on MNIST; DEC about 87.5%. For
-# comparison we also fit the mixture the way the 1/4/8 classifier does, with means started from five
-# labelled images per digit and the map read off those labels (then no test labels are used for the map).
+# algorithm (`scipy.optimize.linear_sum_assignment`) on the test set. VaDE {cite}`jiang2017vade`, which
+# trains the VAE and the mixture prior *jointly*, reports 94.46% on MNIST; DEC {cite}`xie2016dec`
+# 84.3%. For comparison we also fit the mixture the way the 1/4/8 classifier does, with means started
+# from five labelled images per digit and the map read off those labels (then no test labels are used for
+# the map).
 
 # %%
-ten = data.mnist_splits(train_subset=run.ten_train_subset, test_subset=run.ten_test_subset, seed=run.seed)
-ten_config = VAEConfig(latent_size=run.ten_latent_size, arch="mlp", hidden_size=run.hidden_size)
-ten_result = train_vae(ten["train"].x, config=ten_config, epochs=run.ten_epochs, batch_size=run.batch_size,
-                       lr=run.lr, seed=run.seed, device=run.device, name="gmm_vae-ten", cache=True,
-                       data_key={"train": ten["train"].description, "n": len(ten["train"]),
-                                 "subset": run.ten_train_subset, "seed": run.seed})
-ten_vae = ten_result.model.eval()
-ten_train_codes = ten_vae.latent_means(ten["train"].x.to(dev)).cpu().numpy()
-ten_test_codes = ten_vae.latent_means(ten["test"].x.to(dev)).cpu().numpy()
-ten_test_y = ten["test"].y.numpy()
-
-unsupervised = fit_unsupervised_gmm(ten_train_codes, 10, seed=run.seed)
-acc_unsupervised = clustering_accuracy(ten_test_y, unsupervised.predict(ten_test_codes))
-
-# the labelled images are training images here (the VAE saw them, unlabelled, like every other image)
-ten_val_idx = labelled_holdout(ten["train"].y, run.labelled_per_class, range(10), seed=run.seed)
-ten_gmm = fit_latent_gmm(ten_train_codes, ten_train_codes[ten_val_idx], ten["train"].y[ten_val_idx].numpy(),
-                         list(range(10)), seed=run.seed)
-acc_seeded = float((ten_gmm.predict(ten_test_codes) == ten_test_y).mean())
-acc_seeded_hungarian = clustering_accuracy(ten_test_y, ten_gmm.predict_clusters(ten_test_codes))
-
-vade = 0.9446
-pd.DataFrame({
-    "test accuracy": [acc_unsupervised, acc_seeded_hungarian, acc_seeded, vade, 0.875],
-    "labels used": ["none (map from test labels, as ACC is defined)", f"{10 * run.labelled_per_class} "
-                    "to start the means; map from test labels", f"{10 * run.labelled_per_class} to start "
-                    "the means and name the clusters", "none", "none"],
-}, index=pd.Index([f"VAE (d = {run.ten_latent_size}) + GMM, unsupervised",
-                   f"VAE (d = {run.ten_latent_size}) + GMM, label-started means (ACC)",
-                   f"VAE (d = {run.ten_latent_size}) + GMM, label-started means and map",
-                   "VaDE (Jiang et al. 2017, reported)", "DEC (reimplementation, reported)"],
-                  name="method")).style.format({"test accuracy": "{:.2%}"})
+ten, ten_test_codes = chapter.ten_digit_comparison(ten_result.model.eval(), sets, run.params)
+chapter.ten_digit_table(ten, run.params).style.format({"test accuracy": "{:.2%}"})
 
 # %%
-print(f"{len(ten['test'])} test images, {len(ten['train'])} training images, {run.ten_epochs} epochs: "
-      f"unsupervised clustering accuracy {acc_unsupervised:.2%}, "
-      f"{(vade - acc_unsupervised) * 100:.1f} percentage points below VaDE's {vade:.2%}")
-print(f"means started from {10 * run.labelled_per_class} labelled images: {acc_seeded:.2%} "
-      f"({(acc_seeded - acc_unsupervised) * 100:+.1f} points against the unsupervised mixture, "
-      f"{(vade - acc_seeded) * 100:.1f} points below VaDE, which uses no labels)")
+print(chapter.ten_digit_summary(ten, run.params, sets))
+display(ten.contingency.style.background_gradient(cmap="Blues", axis=None))
 
-ten_clusters = unsupervised.predict(ten_test_codes)
-contingency = pd.crosstab(pd.Series(ten_clusters, name="cluster"), pd.Series(ten_test_y, name="true digit"))
-majority = contingency.idxmax(axis=1)
-split = sorted(int(d) for d, n in majority.value_counts().items() if n > 1)
-unclaimed = sorted(set(range(10)) - set(int(d) for d in majority))
-print(f"digits that are the majority of two or more clusters: {split or 'none'}; digits that are the "
-      f"majority of no cluster (merged into others): {unclaimed or 'none'}")
-display(contingency.style.background_gradient(cmap="Blues", axis=None))
-
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+ten_test_y = sets.ten_test.y.numpy()
 sub = np.random.default_rng(run.seed).choice(len(ten_test_codes), size=min(3000, len(ten_test_codes)),
                                              replace=False)
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
 plots.latent_scatter(ten_test_codes[sub], ten_test_y[sub], ax=axes[0],
                      title="test codes, true digits (PCA of the latent means)", s=3)
-matched = hungarian_map(ten_test_y, ten_clusters)
-cluster_digit = np.array([matched.get(int(c), -1) for c in ten_clusters])
-plots.latent_scatter(ten_test_codes[sub], cluster_digit[sub], ax=axes[1], s=3,
+plots.latent_scatter(ten_test_codes[sub], ten.matched_digits[sub], ax=axes[1], s=3,
                      title="the same codes, coloured by the digit their cluster is matched to")
 fig.tight_layout()
 

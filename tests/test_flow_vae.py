@@ -1,15 +1,22 @@
-"""Flow-VAE: importance-sampled bound, Monte-Carlo KL, g-and-k prior gradients, VAE-GAN, ex-post priors."""
+"""Flow-VAE: importance-sampled bound, Monte-Carlo KL, g-and-k prior gradients, VAE-GAN, ex-post priors, and
+the flow chapter's analysis and jobs."""
 
 import math
 
+import pandas as pd
 import pytest
 import torch
 from torch.func import functional_call
 
 from vaebook import gk
+from vaebook.chapters import flow_vae as chapter
+from vaebook.chapters import resolve
 from vaebook.config import ParameterError
-from vaebook.flow_vae import (VAEGAN, FlowVAE, FlowVAEConfig, GKPrior, aggregate_codes, fit_ex_post_priors,
-                              fixed_binarization, iwae_bound, latent_separation)
+from vaebook.evaluate import latent_separation
+from vaebook.flow_vae import (PUBLISHED_NLL, VAEGAN, FeatureDiscriminator, FlowVAE, FlowVAEConfig, GKPrior,
+                              aggregate_codes, evaluate_model, ex_post_comparison, fit_ex_post_priors,
+                              fixed_binarization, flow_verdict, gains_over_baseline, iwae_bound,
+                              nll_beside_published)
 from vaebook.models import gaussian_kl
 from vaebook.train import fit
 
@@ -130,17 +137,139 @@ def test_ex_post_priors_fit_what_they_should():
         assert s1.shape == (400, 2) and torch.equal(s1, s2)   # seeded
 
 
-def test_latent_separation_and_aggregate_codes(images):
-    gen = torch.Generator().manual_seed(0)
-    labels = torch.arange(400) % 4
-    separated = torch.randn(400, 3, generator=gen) * 0.1 + 5 * torch.nn.functional.one_hot(labels, 4)[:, :3]
-    sep = latent_separation(separated, labels)
-    assert sep["knn_accuracy"] == 1.0 and sep["silhouette"] > 0.8
-    mixed = latent_separation(torch.randn(400, 3, generator=gen), labels)
-    assert mixed["knn_accuracy"] < 0.45 and abs(mixed["silhouette"]) < 0.1
-    model = FlowVAE(FlowVAEConfig(latent_size=3, hidden_size=16, flow="planar", n_flows=2))
+def test_aggregate_codes_are_seeded_posterior_draws(images):
+    torch.manual_seed(0)
+    model = FlowVAE(FlowVAEConfig(latent_size=3, hidden_size=16, flow="planar", n_flows=2)).train()
     c1, c2 = aggregate_codes(model, images, seed=4), aggregate_codes(model, images, seed=4)
-    assert c1.shape == (len(images), 3) and torch.equal(c1, c2)
+    assert c1.shape == (len(images), 3) and torch.equal(c1, c2) and model.training  # mode restored
+    with torch.no_grad():   # one batch: the same draws as posterior_sample with the same seed
+        direct = model.posterior_sample(images, 1, generator=torch.Generator().manual_seed(4))[0][:, 0]
+    torch.testing.assert_close(c1, direct)
+    assert aggregate_codes(model, images[:0]).shape == (0, 3)
+
+
+def test_feature_discriminator_is_the_mlp_with_a_feature_layer():
+    d = FeatureDiscriminator()
+    # 784*400 + 400, 400*256 + 256, 256 + 1 (gan.Discriminator, the conv network, has 40,705)
+    assert sum(p.numel() for p in d.parameters()) == 784 * 400 + 400 + 400 * 256 + 256 + 256 + 1 == 416_913
+    features, logits = d(torch.rand(5, 1, 28, 28))
+    assert features.shape == (5, 256) and logits.shape == (5,)
+    torch.testing.assert_close(logits, d.head(features).squeeze(-1))
+    assert isinstance(VAEGAN(FlowVAEConfig(latent_size=2, hidden_size=8)).discriminator, FeatureDiscriminator)
+
+
+def _fake_quality(images):
+    """A stand-in for sample_quality with known values: mean intensity, its square and the image count."""
+    m = images.mean().item()
+    return {"fid": m, "precision": m * m, "recall": float(len(images))}
+
+
+def test_evaluate_model_reports_its_parts(mnist):
+    x = fixed_binarization(mnist["test"].x[:60], seed=1)
+    labels = torch.arange(60) % 3
+    torch.manual_seed(0)
+    model = FlowVAE(FlowVAEConfig(latent_size=3, hidden_size=16, flow="radial", n_flows=2))
+    ev = evaluate_model(model, nll_images=x[:20], code_images=x, labels=labels, quality=_fake_quality,
+                        n_samples=30, iwae_k=4, seed=5)
+    bound = iwae_bound(model, x[:20], 4, seed=5)
+    with torch.no_grad():
+        samples = model.decode(model.prior.sample(30, generator=torch.Generator().manual_seed(6)))
+        codes = model.latent_means(x)
+    sep = latent_separation(codes, labels, seed=5)
+    assert ev.row["test NLL (IWAE)"] == pytest.approx(bound.nll, abs=1e-9)
+    assert ev.row["test −ELBO"] == pytest.approx(bound.neg_elbo, abs=1e-9)
+    torch.testing.assert_close(ev.samples, samples)
+    torch.testing.assert_close(ev.codes, codes)
+    assert ev.row["FID"] == pytest.approx(samples.mean().item(), rel=1e-5)
+    assert ev.row["recall"] == 30.0
+    assert ev.row["5-NN accuracy"] == pytest.approx(sep["knn_accuracy"])
+    assert ev.row["silhouette"] == pytest.approx(sep["silhouette"], abs=1e-6)
+    with pytest.raises(ParameterError, match="one label per code image"):
+        evaluate_model(model, nll_images=x[:20], code_images=x, labels=labels[:10], quality=_fake_quality,
+                       n_samples=30, iwae_k=4)
+
+
+def test_ex_post_comparison_scores_each_generator(mnist):
+    train_x = fixed_binarization(mnist["train"].x[:300], seed=0)
+    test_x = fixed_binarization(mnist["test"].x[:80], seed=0)
+    torch.manual_seed(0)
+    model = FlowVAE(FlowVAEConfig(latent_size=2, hidden_size=16))
+    table, samples = ex_post_comparison(model, train_x, test_x, _fake_quality, n_samples=40, max_codes=150,
+                                        n_components=2, seed=3)
+    assert list(table.index) == ["N(0, I)", "GMM", "g-and-k (LM)"] and set(samples) == set(table.index)
+    # N(0, I): its log-density of the held-out codes (seed + 4) in closed form, its samples from seed + 5
+    codes = aggregate_codes(model, test_x, seed=7)
+    closed_form = (-0.5 * (codes.double() ** 2).sum(1) - math.log(2 * math.pi)).mean().item()
+    assert table.loc["N(0, I)", "test-code log-lik (nats/code)"] == pytest.approx(closed_form, rel=1e-6)
+    with torch.no_grad():
+        expected = model.decode(torch.randn(40, 2, generator=torch.Generator().manual_seed(8)))
+    torch.testing.assert_close(samples["N(0, I)"], expected)
+    assert table.loc["GMM", "FID"] == pytest.approx(samples["GMM"].mean().item(), rel=1e-5)
+    assert all(table["recall"] == 40.0)
+    assert "; 150 codes" in table.loc["g-and-k (LM)", "note"]      # the LM fit saw max_codes codes
+    with pytest.raises(ParameterError, match="max_codes"):
+        ex_post_comparison(model, train_x, test_x, _fake_quality, n_samples=40, max_codes=0)
+
+
+def test_flow_verdict_known_answers():
+    nll = pd.Series({"VAE": 90.0, "planar K=2": 88.5, "radial K=8": 89.4, "g-and-k prior": 80.0})
+    v = flow_verdict(nll, ["planar K=2", "radial K=8"])     # the prior model is not a flow: not a candidate
+    assert (v.best, v.best_nll, v.baseline_nll) == ("planar K=2", 88.5, 90.0)
+    assert v.gain == pytest.approx(1.5) and v.gain_holds and not v.target_holds
+    assert "gain +1.50 nats" in str(v) and "target 2, NLL <= 85 nats: does not hold" in str(v)
+    # the thresholds are inclusive: exactly 1 nat and exactly 85 nats both hold
+    edge = flow_verdict({"VAE": 86.0, "f": 85.0}, ["f"])
+    assert edge.gain_holds and edge.target_holds
+    short = flow_verdict({"VAE": 86.0, "f": 85.01}, ["f"])
+    assert not short.gain_holds and not short.target_holds
+    assert flow_verdict({"VAE": 86.0, "f": 84.0}, ["f"], min_gain=3.0, target_nll=83.0).gain_holds is False
+    assert flow_verdict({"VAE": 90.0, "f": float("nan")}, ["f"]) is None
+    assert flow_verdict({"VAE": 90.0}, []) is None
+    with pytest.raises(ParameterError, match="no NLL for"):
+        flow_verdict({"planar": 88.0}, ["planar"])
+
+
+def test_gains_over_baseline_known_answers():
+    table = pd.DataFrame({"test NLL (IWAE)": [90.0, 88.0, 91.0], "test −ELBO": [95.0, 92.0, 93.0],
+                          "FID": [10.0, 12.5, 7.0]}, index=["VAE", "A", "B"])
+    gains = gains_over_baseline(table, ["VAE", "A", "B"])
+    expected = pd.DataFrame({"NLL gain (nats)": [2.0, -1.0], "ELBO gain (nats)": [3.0, 2.0],
+                             "ELBO − NLL gap (nats)": [4.0, 2.0], "FID change": [-2.5, 3.0]}, index=["A", "B"])
+    pd.testing.assert_frame_equal(gains, expected)
+    with pytest.raises(ParameterError, match="not in the table"):
+        gains_over_baseline(table, ["C"])
+
+
+def test_published_numbers_are_labelled_as_in_the_papers():
+    published = {(src, model): v for src, model, v in PUBLISHED_NLL}
+    # Burda et al. 2016, Table 1: 84.78 is the one-layer IWAE with k = 50, the k = 1 VAE is 86.76
+    assert published[("Burda et al. 2016", "IWAE, one stochastic layer, k = 50 training")] == 84.78
+    assert published[("Burda et al. 2016", "VAE, one stochastic layer, k = 1 training")] == 86.76
+    assert published[("Rezende & Mohamed 2015", "planar flow, K = 80")] == 85.1
+    table = nll_beside_published(pd.Series({"VAE": 95.5, "real": float("nan"), "planar": 94.25}), "ours")
+    assert len(table) == len(PUBLISHED_NLL) + 2
+    assert table.iloc[-2:].values.tolist() == [["ours", "VAE", 95.5], ["ours", "planar", 94.25]]
+
+
+def test_chapter_jobs_keep_the_checkpoint_names_and_labels():
+    run = resolve("flow_vae", "smoke")
+    jobs = chapter.jobs(run)
+    # the names the chapter's checkpoints had before its models became jobs (cache compatibility)
+    assert [j.name for j in jobs] == ["flow_vae-VAE", "flow_vae-planarK4", "flow_vae-radialK4",
+                                      "flow_vae-planar+radialK4", "flow_vae-g-and-k+planarK2",
+                                      "flow_vae-g-and-kprior", "flow_vae-vaegan"]
+    assert chapter.labels(run) == ["VAE", "planar K=4", "radial K=4", "planar+radial K=4", "g-and-k+planar K=2",
+                                   "g-and-k prior", "VAE-GAN"]
+    assert [j.binarize for j in jobs] == [True] * 6 + [False]
+    vaegan = jobs[-1].model()
+    assert isinstance(vaegan, VAEGAN) and vaegan.adv_weight == 2.0
+    assert jobs[1].model().flow_config == FlowVAEConfig(20, 400, flow="planar", n_flows=4)
+    assert chapter.flow_models(run.params) == ["planar K=4", "radial K=4", "planar+radial K=4", "g-and-k+planar K=2"]
+    bare = resolve("flow_vae", "smoke", {"planar_ks": [], "radial_k": 0, "combined_k": 0, "gk_k": 0,
+                                         "gk_prior": False, "vaegan": False})
+    assert [j.name for j in chapter.jobs(bare)] == ["flow_vae-VAE"] and chapter.flow_models(bare.params) == []
+    with pytest.raises(ParameterError, match="planar_ks must be a list of integers >= 1"):
+        resolve("flow_vae", "smoke", {"planar_ks": [4, 0]})
 
 
 def test_bad_inputs():

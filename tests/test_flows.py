@@ -156,3 +156,23 @@ def test_gradients_reach_raw_parameters():
     grads = [p.grad for p in flow.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_gk_layer_takes_the_unvalidated_fast_path(monkeypatch):
+    # the layer's (B, k) are valid by construction (B = e^b > 0, k >= 0), so it must not pay for the numerical
+    # validity check in every forward pass; its output still equals the validated quantile function
+    from vaebook import gk
+
+    flow = GKTransform(3, amortized=True).double()
+    z = torch.randn(5, 3, dtype=torch.float64)
+    raw = 0.7 * torch.randn(5, 12, dtype=torch.float64)
+    A, B, g, k = GKTransform.constrained(*raw.split(3, dim=1))
+    expected = gk.quantile(z, A, B, g, k)                 # validated: these parameters are valid
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("GKTransform called gk.validate_params")
+
+    monkeypatch.setattr(gk, "validate_params", refuse)
+    out, log_det = flow(z, raw)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    torch.testing.assert_close(log_det, torch.log(gk.quantile_dz(z, A, B, g, k, validate=False)).sum(-1))

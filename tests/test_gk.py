@@ -36,7 +36,8 @@ def q_np(z, A, B, g, k, c=C):
 
 
 def dq_np(z, A, B, g, k, c=C):
-    """Independent numpy transcription of the closed-form derivative (REFERENCE.md section 5)."""
+    """Independent numpy transcription of the closed-form derivative: the product rule on Q, with
+    d/dz tanh(gz/2) = (g/2) sech^2(gz/2) and d/dz (1+z^2)^k z = (1+z^2)^k (1+(2k+1)z^2)/(1+z^2)."""
     with np.errstate(over="ignore"):  # cosh overflows to inf far out, where the term is 0 anyway
         return B * (1 + z**2) ** k * ((1 + c * np.tanh(g * z / 2)) * (1 + (2 * k + 1) * z**2) / (1 + z**2)
                                       + c * g * z / (2 * np.cosh(g * z / 2) ** 2))
@@ -248,23 +249,107 @@ def test_log_prob_gradients_finite_at_infinite_scores():
 
 # --- validation -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args,match", [
-    ((0.0, 0.0, 0.0, 0.0), r"B \(scale\) must be > 0"),
-    ((0.0, -1.0, 0.0, 0.0), r"B \(scale\) must be > 0"),
-    ((0.0, 1.0, 0.0, -0.6), r"k \(tail weight\) must be >= -0.5"),
-    ((math.nan, 1.0, 0.0, 0.0), r"A must be finite"),
-    ((0.0, 1.0, math.inf, 0.0), r"g must be finite"),
-    ((0.0, 1.0, 1.0, -0.3), r"invalid: Q'\(z\) <= 0"),
-    ((0.0, 1.0, 0.5, -0.5), r"invalid: Q'\(z\) <= 0"),
-    ((0.0, 1.0, -0.01, -0.1), r"invalid: Q'\(z\) <= 0"),
-])
+# every public function that takes g-and-k parameters, called with (A, B, g, k) and its own keyword
+VALIDATED = {
+    "quantile": lambda t, **kw: gk.quantile(torch.linspace(-3, 3, 7, dtype=F64), *t, **kw),
+    "quantile_dz": lambda t, **kw: gk.quantile_dz(torch.linspace(-3, 3, 7, dtype=F64), *t, **kw),
+    "log_quantile_dz": lambda t, **kw: gk.log_quantile_dz(torch.linspace(-3, 3, 7, dtype=F64), *t, **kw),
+    "icdf": lambda t, **kw: gk.icdf(torch.tensor([0.1, 0.5, 0.9], dtype=F64), *t, **kw),
+    "inverse": lambda t, **kw: gk.inverse(torch.zeros(3, dtype=F64), *t, **kw),
+    "cdf": lambda t, **kw: gk.cdf(torch.zeros(3, dtype=F64), *t, **kw),
+    "log_prob": lambda t, **kw: gk.log_prob(torch.zeros(3, dtype=F64), *t, **kw),
+    "sample": lambda t, **kw: gk.sample(3, *t, **kw),
+    "octile_summaries": lambda t, **kw: gk.octile_summaries(t[2], t[3], **kw),
+    "MultivariateGK": lambda t, validate=True: gk.MultivariateGK(*t, torch.eye(1, dtype=F64), validate_args=validate),
+}
+
+# one case per invalid region; the message must name the parameter, its value and the valid region
+INVALID = [
+    ((0.0, 0.0, 0.0, 0.0), r"B \(scale\) must be > 0, got B = 0; the valid region is B > 0, k >= -0.5"),
+    ((0.0, -1.0, 0.0, 0.0), r"B \(scale\) must be > 0, got B = -1"),
+    ((0.0, 1.0, 0.0, -0.6), r"k \(tail weight\) must be >= -0.5, got k = -0.6; the valid region is"),
+    ((math.nan, 1.0, 0.0, 0.0), r"A must be finite, got A = nan"),
+    ((0.0, 1.0, math.inf, 0.0), r"g must be finite, got g = inf"),
+    ((0.0, 1.0, 1.0, -0.3), r"\(g=1, k=-0.3, c=0.8\) are invalid: Q'\(z\) <= 0 .* valid region is B > 0"),
+    ((0.0, 1.0, 0.5, -0.5), r"\(g=0.5, k=-0.5, c=0.8\) are invalid: Q'\(z\) <= 0"),
+    ((0.0, 1.0, -0.01, -0.1), r"\(g=-0.01, k=-0.1, c=0.8\) are invalid: Q'\(z\) <= 0"),
+    ((0.0, 1.0, 1.9, -0.1), r"\(g=1.9, k=-0.1, c=0.8\) are invalid"),  # just inside: g*(-0.1) = 1.94
+]
+
+
+@pytest.mark.parametrize("args,match", INVALID)
 def test_invalid_parameters_raise(args, match):
     with pytest.raises(ValueError, match=match):
         gk.validate_params(*args)
-    with pytest.raises(ValueError, match=match):
-        gk.log_prob(torch.zeros(3), *args)
-    with pytest.raises(ValueError, match=match):
-        gk.sample(3, *args)
+    for name, call in VALIDATED.items():
+        if name == "octile_summaries" and not (math.isfinite(args[0]) and args[1] > 0):
+            continue  # it takes g and k only, so an invalid A or B cannot reach it
+        with pytest.raises(ValueError, match=match):
+            call(args)
+    assert not gk.is_valid(*args)
+
+
+@pytest.mark.parametrize("args", [(0.0, 1.0, 1.0, -0.3), (0.0, 1.0, 0.5, -0.5), (0.0, 1.0, 1.9, -0.1)])
+def test_validate_false_skips_the_check(args):
+    # the fast path the flows, priors and the fitter use: numbers, no error, for (g, k) where Q' < 0 somewhere
+    for name, call in VALIDATED.items():
+        out = call(args, validate=False)
+        if isinstance(out, torch.Tensor):
+            assert out.shape[0] >= 1
+    z = np.linspace(-3, 3, 7)
+    np.testing.assert_allclose(gk.quantile(torch.as_tensor(z), *args, validate=False).numpy(), q_np(z, *args),
+                               rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("args", [
+    (0.0, 1e-300, 0.0, 0.0),   # B just above 0
+    (0.0, 1.0, 0.0, -0.5),     # k at its bound (g = 0: bounded support)
+    (0.0, 1.0, 2.0, -0.1),     # |g| just above g*(-0.1) = 1.94
+    (0.0, 1.0, -2.0, -0.1),    # the same, skewed the other way
+    (0.0, 1.0, 6.6, -0.5),     # |g| just above g*(-0.5) = 6.54
+    (0.0, 1.0, 3.0, 0.0),      # k = 0: every g (c = 0.8 < 0.83)
+])
+def test_valid_boundary_cases_are_accepted(args):
+    gk.validate_params(*args)
+    assert gk.is_valid(*args)
+    for call in VALIDATED.values():
+        call(args)
+    z = np.sinh(np.linspace(-10, 10, 200001))  # independent: Q' > 0 on a fine grid
+    assert np.all(dq_np(z, 1.0, 1.0, args[2], args[3]) > 0)
+
+
+def test_icdf_rejects_probabilities_outside_zero_one():
+    with pytest.raises(ValueError, match=r"p must be probabilities in \[0, 1\], got 1.5"):
+        gk.icdf(torch.tensor([0.5, 1.5], dtype=F64), *gk.CLASSIC)
+    with pytest.raises(ValueError, match=r"got -0.1"):
+        gk.icdf(-0.1, *gk.CLASSIC)
+    assert gk.icdf(0.5, *gk.CLASSIC).item() == 3.0  # the median is A
+    assert gk.icdf(torch.tensor([0.0, 1.0]), *gk.CLASSIC).tolist() == [-math.inf, math.inf]
+
+
+def test_array_parameters_name_the_invalid_element():
+    with pytest.raises(ValueError, match=r"min B = -1 \(an array of shape \(2,\)\)"):
+        gk.validate_params(0.0, torch.tensor([1.0, -1.0]), 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"\(g=1, k=-0.3, c=0.8\) at index \(2,\) \(1 invalid element"):
+        gk.log_prob(torch.zeros(3), 0.0, 1.0, torch.tensor([0.0, 5.0, 1.0]), -0.3)
+
+
+def test_multivariate_honours_validate_args():
+    bad = ([0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [-0.3, 0.0])
+    with pytest.raises(ValueError, match=r"\(g=1, k=-0.3, c=0.8\) at index \(0,\)"):
+        gk.MultivariateGK(*bad, torch.eye(2))                       # None: torch's default, on
+    with pytest.raises(ValueError, match="symmetric"):
+        gk.MultivariateGK([0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [[1.0, 0.5], [0.4, 1.0]], validate_args=True)
+    dist = gk.MultivariateGK(*bad, torch.eye(2), validate_args=False)  # skipped: it is the caller's promise
+    assert torch.isfinite(dist.rsample((4,), generator=torch.Generator().manual_seed(0))).all()
+    previous = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(False)
+    try:
+        gk.MultivariateGK(*bad, torch.eye(2))                      # None follows the global default
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(previous)
+    with pytest.raises(ValueError, match=r"A must have shape \(2,\)"):  # shapes are always checked
+        gk.MultivariateGK([0.0, 0.0, 0.0], [1.0, 1.0], [1.0, 0.0], [0.0, 0.0], torch.eye(2), validate_args=False)
 
 
 def test_validity_boundary_is_numerically_right():
@@ -293,8 +378,6 @@ def test_validity_boundary_is_numerically_right():
     np.testing.assert_array_equal(gk.is_valid(0.0, [1.0, -1.0, 1.0], 0.0, [0.0, 0.0, -0.7]), [True, False, False])
     with pytest.raises(ValueError, match="c must be in"):
         gk.validate_params(0.0, 1.0, 0.0, 0.0, 1.0)
-    with pytest.raises(ValueError, match=r"min B = -1"):
-        gk.validate_params(0.0, torch.tensor([1.0, -1.0]), 0.0, 0.0)
 
 
 # --- multivariate -----------------------------------------------------------------------------------------
@@ -545,3 +628,109 @@ def test_fit_near_the_validity_boundary_refits_to_a_valid_distribution():
         gk.validate_params(*fit.params)  # raises if invalid
         assert abs(fit.params[0]) < 0.3 and abs(fit.params[1] - 1.0) < 0.3
     assert refits > 0  # the boundary case really was exercised
+
+
+def test_fitter_inner_loop_skips_validation(monkeypatch):
+    # the LM fitter evaluates its residuals many times; the validity check runs once on the result only
+    calls = []
+    real = gk.validate_params
+    monkeypatch.setattr(gk, "validate_params", lambda *a, **kw: (calls.append(1), real(*a, **kw))[1])
+    x = gk.sample(3000, *gk.CLASSIC, generator=torch.Generator().manual_seed(5), validate=False).numpy()
+    fit = gk.fit_lm(x)
+    assert fit.converged and fit.nfev > 3
+    assert len(calls) == 1
+
+
+# --- analysis helpers of the chapter -----------------------------------------------------------------------
+
+def test_octile_summaries_match_the_closed_forms():
+    # skewness = c tanh(g z6 / 2) for every k; kurtosis = [(1+z7^2)^k z7 - (1+z5^2)^k z5] / [(1+z6^2)^k z6]
+    z5, z6, z7 = stats.norm.ppf([5 / 8, 6 / 8, 7 / 8])
+    g = np.linspace(-6, 6, 25)
+    for k in (0.0, 0.5, 1.0):
+        skew, kurt = gk.octile_summaries(g, k)
+        np.testing.assert_allclose(skew, C * np.tanh(g * z6 / 2), rtol=1e-12, atol=1e-15)
+        P = lambda z: (1 + z * z) ** k * z  # noqa: E731
+        np.testing.assert_allclose(kurt, (P(z7) - P(z5)) / P(z6), rtol=1e-12)
+    # the normal (g = k = 0): Moors' kurtosis (z7 - z5)/z6 = 1.2331
+    assert gk.octile_summaries(0.0, 0.0)[1] == pytest.approx(1.2330951, abs=1e-7)
+    # invalid (g, k) are rejected unless asked otherwise
+    with pytest.raises(ValueError, match=r"\(g=2, k=-0.5, c=0.8\) at index"):
+        gk.octile_summaries(2.0, np.array([0.0, -0.5]))
+    skew, kurt = gk.octile_summaries(2.0, np.array([0.0, -0.5]), validate=False)
+    assert kurt.shape == (2,) and kurt[1] < kurt[0]
+
+
+def test_qq_points_are_model_and_hazen_quantiles():
+    x = gk.sample(5000, *gk.CLASSIC, generator=torch.Generator().manual_seed(3)).numpy()
+    theta = (3.1, 0.9, 1.8, 0.45)
+    model, emp = gk.qq_points(x, theta, m=200)
+    p = (np.arange(1, 201) - 0.5) / 200
+    np.testing.assert_allclose(emp, np.quantile(x, p, method="hazen"), rtol=1e-13)
+    np.testing.assert_allclose(model, q_np(stats.norm.ppf(p), *theta), rtol=1e-12)
+    # exact quantiles of the model itself lie on the diagonal
+    x_exact = q_np(stats.norm.ppf(p), *gk.CLASSIC)
+    model, emp = gk.qq_points(x_exact, gk.CLASSIC, m=200)
+    np.testing.assert_allclose(model, emp, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"k \(tail weight\) must be >= -0.5"):
+        gk.qq_points(x, (0.0, 1.0, 0.0, -1.0))
+
+
+def test_fit_summary_tables():
+    x = gk.sample(2000, *gk.CLASSIC, generator=torch.Generator().manual_seed(2)).numpy()
+    fit = gk.fit_lm(x)
+    table = fit.summary(truth=gk.CLASSIC)
+    assert list(table.index) == ["truth", "octile start", "LM fit"] and list(table.columns) == ["A", "B", "g", "k"]
+    np.testing.assert_array_equal(table.to_numpy(), np.array([gk.CLASSIC, fit.start, fit.params]))
+    assert list(gk.fit_quantiles(x, "trf").summary().index) == ["octile start", "TRF fit"]
+
+    truth = gk.MultivariateGK([3.0, 4.0, 5.0], [1.0, 0.5, 2.0], [1.0, 2.0, 0.0], [0.5, 0.4, 0.1],
+                              [[1.0, 0.6, 0.1], [0.6, 1.0, -0.2], [0.1, -0.2, 1.0]])
+    mfit = gk.fit_multivariate_lm(truth.sample((3000,), generator=torch.Generator().manual_seed(0)))
+    table = mfit.summary(truth)
+    assert list(table.columns) == ["A₁", "A₂", "A₃", "B₁", "B₂", "B₃", "g₁", "g₂", "g₃", "k₁", "k₂", "k₃",
+                                   "ρ₁,₂", "ρ₁,₃", "ρ₂,₃"]
+    np.testing.assert_allclose(table.loc["truth"], [3, 4, 5, 1, 0.5, 2, 1, 2, 0, 0.5, 0.4, 0.1, 0.6, 0.1, -0.2])
+    np.testing.assert_allclose(table.loc["LM fit"], list(mfit.params.T.ravel()) + [mfit.R[0, 1], mfit.R[0, 2],
+                                                                                    mfit.R[1, 2]])
+    X2 = truth.sample((500,), generator=torch.Generator().manual_seed(1))[:, :2]
+    bivariate = gk.fit_multivariate_lm(X2).summary()
+    assert list(bivariate.columns)[-1] == "ρ" and list(bivariate.index) == ["LM fit"]
+
+
+def test_recovery_verdict_judges_the_row():
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples([(1000, "LM"), (10_000, "LM"), (10_000, "octile")], names=["n", "method"])
+    table = pd.DataFrame({"|A err|": [0.2, 0.01, 0.01], "|B err|": [0.2, 0.02, 0.02], "|g err|": [0.2, 0.049, 0.3],
+                          "|k err|": [0.2, 0.03, 0.03], "ms/fit": [3.0, 8.0, 0.5]}, index=index)
+    v = gk.recovery_verdict(table)
+    assert v.errors == (0.01, 0.02, 0.049, 0.03) and v.accurate and v.fast
+    assert str(v).startswith("PASS: LM at n=10,000 recovers every parameter within 0.05")
+    assert not gk.recovery_verdict(table, method="octile").accurate          # |g err| 0.3
+    assert not gk.recovery_verdict(table, max_ms=5.0).fast                  # 8 ms
+    assert str(gk.recovery_verdict(table, n=1000)).startswith("FAIL")
+    with pytest.raises(ValueError, match=r"no row \(n=100, method='LM'\)"):
+        gk.recovery_verdict(table, n=100)
+
+
+def test_chapter_one_residual_lm_is_refused():
+    from vaebook.chapters.gk_distribution import one_residual_lm_error
+
+    message = one_residual_lm_error()
+    # scipy's rule: MINPACK LM needs at least as many residuals (1) as variables (4)
+    assert "Method 'lm' doesn't work when the number of residuals is less than the number of variables" in message
+
+
+def test_chapter_log_density_grid_matches_pointwise_log_prob():
+    from vaebook.chapters.gk_distribution import log_density_grid
+
+    dist, _ = _mv()
+    X1, X2, logd = log_density_grid(dist, (0.0, 12.0), (2.5, 9.0), points=7)
+    assert X1.shape == X2.shape == logd.shape == (7, 7)
+    assert X1[0, 0] == 0.0 and X1[0, -1] == 12.0 and X2[0, 0] == 2.5 and X2[-1, 0] == 9.0  # x1 along columns
+    for i, j in [(0, 0), (3, 5), (6, 1)]:
+        point = torch.tensor([[X1[i, j].item(), X2[i, j].item()]], dtype=F64)
+        assert logd[i, j].item() == pytest.approx(dist.log_prob(point).item(), rel=1e-12)
+    with pytest.raises(ValueError, match="bivariate"):
+        log_density_grid(gk.MultivariateGK(0.0, 1.0, 0.0, 0.0, torch.eye(3)), (0, 1), (0, 1))

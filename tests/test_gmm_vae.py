@@ -1,151 +1,29 @@
-"""The GMM-VAE library and its command line (vaebook-gmm), end to end on small MNIST-derived .npz files."""
+"""The GMM-VAE method (vaebook.gmm_vae) and its chapter's analysis (vaebook.chapters.gmm_vae), against known
+answers: simulated blobs with known truth, closed forms, scikit-learn and scipy, hand-counted tables."""
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy.stats import norm
+from scipy.stats import beta, binomtest, norm
 from sklearn.mixture import GaussianMixture
+from test_gmm_cli import one_thread  # noqa: F401 -- one BLAS/torch thread here too (module-scoped, autouse)
 
-from vaebook import data
-from vaebook.gmm_vae import (DIGITS, InputError, LatentGMM, clustering_accuracy, fit_latent_gmm,
-                             labelled_holdout, latent_manifold, load_vae, main, save_vae, weights_fingerprint)
+from vaebook import chapters
+from vaebook.chapters import gmm_vae as chapter
+from vaebook.gmm_vae import (DIGITS, ClusteringComparison, InputError, LatentGMM, accuracy_margin,
+                             all_correct_lower_bound, classification_report, cluster_majorities,
+                             clustering_accuracy, compare_clusterings, draw_mixture, fit_latent_gmm,
+                             labelled_holdout, latent_codes, latent_manifold, misclassified, mixture_table,
+                             reconstruction_table, split_counts, train_vae)
 from vaebook.models import VAE, VAEConfig
 
-N_TRAIN_PER_DIGIT, N_VAL_PER_DIGIT, N_TEST_PER_DIGIT = 200, 5, 60
-EPOCHS = "10"   # 50 optimiser steps on 600 images: well above chance, about a second
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread for torch and BLAS: on a shared 2-core machine, two spinning threads per process make
-    these small models 10-40 times slower (measured), and the results do not depend on it."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
-
-
-def _mnist_subset(train: bool, per_digit: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``per_digit`` MNIST images of each of 1, 4, 8 (after skipping ``skip`` of each), uint8 and labels,
-    interleaved so the file is not sorted by digit."""
-    images, labels = data.load_mnist(train)
-    picks = [torch.nonzero(labels == d)[skip:skip + per_digit, 0] for d in DIGITS]
-    idx = torch.stack(picks, dim=1).flatten()
-    return images[idx].numpy(), labels[idx].numpy()
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    """train.npz (unlabelled), val.npz (5 labelled per digit), test.npz (float 0-255, with labels), and a
-    trained vae.pth + gmm_params.pkl from one in-process CLI run."""
-    root = tmp_path_factory.mktemp("gmm")
-    xtr, _ = _mnist_subset(True, N_TRAIN_PER_DIGIT)
-    xval, yval = _mnist_subset(True, N_VAL_PER_DIGIT, skip=N_TRAIN_PER_DIGIT)
-    xte, yte = _mnist_subset(False, N_TEST_PER_DIGIT)
-    paths = {k: root / f"{k}.npz" for k in ("train", "val", "test")}
-    np.savez(paths["train"], data=xtr)
-    np.savez(paths["val"], data=xval, labels=yval)
-    np.savez(paths["test"], data=xte.astype(np.float64), labels=yte)   # floats 0-255 are accepted too
-    paths["vae"], paths["gmm"] = root / "vae.pth", root / "gmm_params.pkl"
-    rc = main([str(paths["train"]), str(paths["val"]), "train", str(paths["vae"]), str(paths["gmm"]),
-               "--epochs", EPOCHS, "--device", "cpu", "--quiet"])
-    assert rc == 0
-    paths["root"] = root
-    return paths
-
-
-def _leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
-
-
-# --- the three modes ---------------------------------------------------------------------------------
-
-def test_train_writes_tagged_vae_and_plain_array_mixture(files):
-    model = load_vae(files["vae"])
-    assert model.latent_size == 2
-    gmm = LatentGMM.load(files["gmm"])
-    assert list(gmm.digits) == [1, 4, 8]
-    assert sorted(gmm.cluster_to_digit.tolist()) == [1, 4, 8]          # a one-to-one map
-    assert gmm.covariances.shape == (3, 2, 2)
-    assert gmm.vae_fingerprint == weights_fingerprint(model)
-    # the mixture file is an npz that needs no pickle, whatever its name says
-    with np.load(files["gmm"], allow_pickle=False) as z:
-        assert {"weights", "means", "covariances", "cluster_to_digit", "digits"} <= set(z.files)
-    assert _leftovers(files["root"]) == []
-
-
-def test_reconstruction_mode_writes_decoded_means(files, tmp_path):
-    out = tmp_path / "new" / "folder"
-    assert main([str(files["test"]), "test_reconstruction", str(files["vae"]), "--out-dir", str(out),
-                 "--device", "cpu", "--quiet"]) == 0
-    with np.load(out / "vae_reconstructed.npz", allow_pickle=False) as z:
-        assert z.files == ["data"]
-        recon = z["data"]
-    with np.load(files["test"]) as z:
-        x = torch.from_numpy(z["data"]).float().div(255).unsqueeze(1)
-    assert recon.shape == (len(x), 28, 28) and recon.dtype.kind == "f"
-    assert recon.min() >= 0 and recon.max() <= 1
-    model = load_vae(files["vae"])
-    with torch.no_grad():   # independent path: sigmoid(decoder(encoder mean))
-        expected = torch.sigmoid(model.decoder(model.encoder(x)[0]))[:, 0].numpy()
-    np.testing.assert_allclose(recon, expected, atol=1e-6)
-
-
-def test_classifier_mode_writes_one_column_in_input_order(files, tmp_path):
-    assert main([str(files["test"]), "test_classifier", str(files["vae"]), str(files["gmm"]),
-                 "--out-dir", str(tmp_path), "--device", "cpu", "--quiet"]) == 0
-    table = pd.read_csv(tmp_path / "vae.csv")
-    assert list(table.columns) == ["Predicted_Label"]
-    with np.load(files["test"]) as z:
-        x = torch.from_numpy(z["data"]).float().div(255).unsqueeze(1)
-        y = z["labels"]
-    assert len(table) == len(x)
-    assert set(table.Predicted_Label) <= {1, 4, 8}
-    # independent recomputation: scikit-learn's mixture with the saved parameters, then the saved map
-    model, gmm = load_vae(files["vae"]), LatentGMM.load(files["gmm"])
-    codes = model.latent_means(x).numpy().astype(np.float64)
-    sk = GaussianMixture(3, covariance_type="full")
-    sk.weights_, sk.means_, sk.covariances_ = gmm.weights, gmm.means, gmm.covariances
-    sk.precisions_cholesky_ = np.linalg.inv(np.linalg.cholesky(gmm.covariances)).transpose(0, 2, 1)
-    np.testing.assert_array_equal(table.Predicted_Label.to_numpy(), gmm.cluster_to_digit[sk.predict(codes)])
-    # ten short epochs on 600 images already separate 1, 4 and 8 far better than chance (1/3)
-    assert (table.Predicted_Label.to_numpy() == y).mean() > 0.6
-
-
-def test_train_paths_are_relative_to_the_current_folder(files, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    assert main([str(files["train"]), str(files["val"]), "train", "vae.pth", "sub/gmm_params.pkl",
-                 "--epochs", "1", "--device", "cpu", "--quiet"]) == 0
-    assert (tmp_path / "vae.pth").is_file() and (tmp_path / "sub" / "gmm_params.pkl").is_file()
-
-
-def test_map_follows_the_labels_when_the_validation_file_is_reordered(files, tmp_path):
-    """A permuted validation file gives the same mixture, map and predictions (training is seeded)."""
-    with np.load(files["val"]) as z:
-        xval, yval = z["data"], z["labels"]
-    perm = np.random.default_rng(1).permutation(len(yval))
-    np.savez(tmp_path / "val_permuted.npz", data=xval[perm], labels=yval[perm])
-    assert main([str(files["train"]), str(tmp_path / "val_permuted.npz"), "train", str(tmp_path / "vae.pth"),
-                 str(tmp_path / "gmm.pkl"), "--epochs", EPOCHS, "--device", "cpu", "--quiet"]) == 0
-    for gmm_dir, vae, gmm in ((tmp_path / "a", files["vae"], files["gmm"]),
-                              (tmp_path / "b", tmp_path / "vae.pth", tmp_path / "gmm.pkl")):
-        assert main([str(files["test"]), "test_classifier", str(vae), str(gmm), "--out-dir", str(gmm_dir),
-                     "--device", "cpu", "--quiet"]) == 0
-    a, b = (pd.read_csv(tmp_path / d / "vae.csv") for d in ("a", "b"))
-    pd.testing.assert_frame_equal(a, b)
+matplotlib.use("Agg")
 
 
 # --- the mixture -------------------------------------------------------------------------------------
@@ -235,107 +113,259 @@ def test_labelled_holdout_is_seeded_and_balanced():
     assert np.bincount(labels[a], minlength=9)[[1, 4, 8]].tolist() == [5, 5, 5]
 
 
-# --- bad input: status 2, one line, nothing written ----------------------------------------------------
-
-def _write(path: Path, **arrays) -> Path:
-    np.savez(path, **arrays)
-    return path
 
 
-def _bad_inputs(files, d: Path):
-    """(name, argv builder, expected words in the message). Built lazily inside the test's tmp folder."""
-    x, y = _mnist_subset(True, 5, skip=N_TRAIN_PER_DIGIT)
-    other = VAE(VAEConfig(latent_size=3, hidden_size=16))
-    torch.save(other.state_dict(), d / "state_dict.pth")                       # a bare state dict
-    torch.save({"format": 1, "model": other.state_dict()}, d / "fit_cache.pt")  # the training cache
-    vae_bytes = files["vae"].read_bytes()
-    (d / "truncated.pth").write_bytes(vae_bytes[: len(vae_bytes) // 2])
-    (d / "noise.npz").write_bytes(os.urandom(500))
-    (d / "empty.npz").write_bytes(b"")
-    (d / "pickle.pkl").write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
-    # a mixture fitted on another VAE's latent space
-    save_vae(d / "vae2.pth", VAE(VAEConfig(latent_size=2, arch="mlp", hidden_size=512)))
-    test, vae, gmm = str(files["test"]), str(files["vae"]), str(files["gmm"])
-    tr, val = str(files["train"]), str(files["val"])
-    npz = {
-        "nokey.npz": dict(images=x), "shape.npz": dict(data=x.reshape(len(x), 784)),
-        "range.npz": dict(data=x.astype(np.float32) + 200), "negative.npz": dict(data=x.astype(np.int16) - 1),
-        "nan.npz": dict(data=np.where(x > 0, np.nan, 0.0)), "zero.npz": dict(data=np.zeros((0, 28, 28))),
-        "val_no4.npz": dict(data=x[y != 4], labels=y[y != 4]), "val_nolabels.npz": dict(data=x),
-        "val_badlabels.npz": dict(data=x, labels=y[:3]),
+# --- the VAE as a job --------------------------------------------------------------------------------
+
+def test_latent_codes_are_the_encoder_means_batch_by_batch():
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_size=3, hidden_size=16)).train()
+    x = torch.rand(23, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    codes = latent_codes(model, x, batch_size=5)
+    with torch.no_grad():
+        expected = model.encoder(x)[0].numpy()   # independent: one pass, no batching
+    np.testing.assert_allclose(codes, expected, atol=1e-6)
+    assert codes.shape == (23, 3) and model.training   # the model's mode is restored
+
+
+def test_train_vae_is_fit_with_the_same_checkpoint_name_history_and_weights(tmp_path):
+    from vaebook.train import fit
+
+    x = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(2))
+    config = VAEConfig(latent_size=2, arch="mlp", hidden_size=16)
+    settings = dict(epochs=2, batch_size=16, seed=3, device="cpu", name="t", data_key={"n": 64}, progress=False)
+    ours = train_vae(x, config=config, cache=tmp_path / "job", **settings)
+    direct = fit(lambda: VAE(config), x, cache=tmp_path / "fit", **settings)   # what train_vae did before jobs
+    assert sorted(p.name for p in (tmp_path / "job").glob("*.pt")) == \
+        sorted(p.name for p in (tmp_path / "fit").glob("*.pt"))
+    pd.testing.assert_frame_equal(ours.history.drop(columns="seconds", errors="ignore"),
+                                  direct.history.drop(columns="seconds", errors="ignore"))
+    for key, value in direct.model.state_dict().items():
+        torch.testing.assert_close(ours.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_chapter_jobs_keep_the_checkpoint_names_the_notebook_had_when_it_called_fit():
+    """Known answer: executed with the smoke profile on a CPU, the chapter wrote the checkpoints
+    gmm_vae-148-182bccdef919ff7d and gmm_vae-ten-2bfeb4c9bcd87371 before its models became jobs."""
+    from vaebook.train import cache_key
+
+    run = chapters.resolve("gmm_vae", "smoke", {"device": "cpu"})
+    names = []
+    for job in chapter.jobs(run):
+        params = {"epochs": job.epochs, "batch_size": job.batch_size, "lr": job.lr, "seed": job.seed,
+                  "binarize": job.binarize, "optimizer": "adam-fused", "data": job.data_key,
+                  "extra": job.extra_key, "device_type": "cpu"}   # what vaebook.train.fit hashes
+        names.append(f"{job.name}-{cache_key(job.model(), params)}")
+    assert names == ["gmm_vae-148-182bccdef919ff7d", "gmm_vae-ten-2bfeb4c9bcd87371"]
+
+
+def test_profiles_keep_the_notebooks_former_values_and_reject_bad_ones():
+    import dataclasses
+
+    from vaebook.config import ParameterError
+
+    common = dict(batch_size=128, lr=1e-3, hidden_size=512, labelled_per_class=5, ten_latent_size=10, seed=0,
+                  device="auto")
+    expected = {
+        "smoke": dict(epochs=1, train_subset=2000, test_subset=600, ten_epochs=1, ten_train_subset=2000,
+                      ten_test_subset=1000),
+        "default": dict(epochs=20, train_subset=None, test_subset=None, ten_epochs=15, ten_train_subset=None,
+                        ten_test_subset=None),
+        "full": dict(epochs=50, train_subset=None, test_subset=None, ten_epochs=50, ten_train_subset=None,
+                     ten_test_subset=None),
     }
-    for name, arrays in npz.items():
-        _write(d / name, **arrays)
-    recon = lambda f, v=vae: [f, "test_reconstruction", v]                         # noqa: E731
-    classify = lambda f, v=vae, g=gmm: [f, "test_classifier", v, g]               # noqa: E731
-    train = lambda v: [tr, v, "train", str(d / "out.pth"), str(d / "out.pkl")]     # noqa: E731
-    s = lambda name: str(d / name)                                                 # noqa: E731
-    return [
-        ("missing file", recon(s("nope.npz")), "does not exist"),
-        ("missing key", recon(s("nokey.npz")), "no key 'data'"),
-        ("wrong shape", classify(s("shape.npz")), "shape"),
-        ("values above 255", recon(s("range.npz")), "0-255"),
-        ("negative values", recon(s("negative.npz")), "0-255"),
-        ("NaN", recon(s("nan.npz")), "NaN"),
-        ("empty file", recon(s("empty.npz")), "empty"),
-        ("no images", recon(s("zero.npz")), "no images"),
-        ("corrupt npz", recon(s("noise.npz")), "not a readable .npz"),
-        ("checkpoint as images", recon(vae), "not an .npz of NumPy arrays"),
-        ("validation missing a digit", train(s("val_no4.npz")), "digit(s) [4]"),
-        ("validation without labels", train(s("val_nolabels.npz")), "no key 'labels'"),
-        ("validation labels misshaped", train(s("val_badlabels.npz")), "'labels' has shape"),
-        ("missing training file", [s("nope.npz"), val, "train", s("out.pth"), s("out.pkl")], "does not exist"),
-        ("bare state dict", recon(test, v=s("state_dict.pth")), "another model"),
-        ("training-cache checkpoint", recon(test, v=s("fit_cache.pt")), "another model"),
-        ("mixture as VAE", recon(test, v=gmm), "not a readable PyTorch"),
-        ("truncated checkpoint", recon(test, v=s("truncated.pth")), "not a readable PyTorch"),
-        ("missing checkpoint", recon(test, v=s("nope.pth")), "does not exist"),
-        ("pickled mixture", classify(test, g=s("pickle.pkl")), "pickle"),
-        ("corrupt mixture", classify(test, g=s("noise.npz")), "not a readable .npz"),
-        ("VAE as mixture", classify(test, g=vae), "not an .npz of NumPy arrays"),
-        ("mixture of another VAE", classify(test, v=s("vae2.pth")), "different VAE"),
-        ("unknown mode", [test, "test_everything", vae], "unrecognised arguments"),
-        ("bad epochs", train(val) + ["--epochs", "0"], "--epochs"),
-        ("bad device", recon(test) + ["--device", "tpu"], "unknown device"),
-    ]
+    for name, values in expected.items():
+        assert dataclasses.asdict(chapter.PROFILES[name]) == {**common, **values}, name
+    for bad, words in [({"labelled_per_class": 0}, "labelled_per_class must be an integer >= 1"),
+                       ({"ten_train_subset": 0}, "ten_train_subset must be an integer >= 1"),
+                       ({"ten_latent_size": 2.5}, "ten_latent_size must be an integer >= 1")]:
+        with pytest.raises(ParameterError, match=words):
+            chapters.resolve("gmm_vae", "smoke", bad)
 
 
-def test_every_bad_input_exits_2_with_one_line_and_writes_nothing(files, tmp_path, capsys):
-    cases = _bad_inputs(files, tmp_path)
-    capsys.readouterr()
-    for name, argv, words in cases:
-        out_dir = tmp_path / f"out-{name.replace(' ', '_')}"
-        try:
-            rc = main(argv + ["--out-dir", str(out_dir), "--device", "cpu", "--epochs", "1", "--quiet"]
-                      if name not in ("bad epochs", "bad device") else argv + ["--quiet"])
-        except SystemExit as exc:      # argparse usage errors exit through SystemExit
-            rc = exc.code
-        captured = capsys.readouterr()
-        lines = captured.err.strip().splitlines()
-        assert rc == 2, (name, rc, captured.err)
-        assert len(lines) == 1 and words in lines[0] and "Traceback" not in captured.err, (name, captured.err)
-        assert not out_dir.exists() or not any(out_dir.iterdir()), name
-        assert not (tmp_path / "out.pth").exists() and not (tmp_path / "out.pkl").exists(), name
-        assert _leftovers(tmp_path) == [] and _leftovers(files["root"]) == [], name
+# --- the chapter's tables and verdicts ----------------------------------------------------------------
+
+def _labels(*y):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(y=torch.tensor(y))
 
 
-def test_module_entry_point_reports_bad_input_in_one_line(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "vaebook.gmm_vae", str(tmp_path / "missing.npz"),
-                           "test_reconstruction", str(tmp_path / "vae.pth")],
-                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and "missing.npz does not exist" in proc.stderr
-    assert list(tmp_path.iterdir()) == []
+def test_split_counts_and_the_data_table_known_answer():
+    table = split_counts({"a": _labels(1, 1, 4, 8, 8, 8), "b": _labels(4)}, DIGITS)
+    assert table.index.tolist() == ["1", "4", "8", "all"] and table.index.name == "digit"
+    assert table.to_dict("list") == {"a": [2, 1, 3, 6], "b": [0, 1, 0, 1]}
+    d = chapter.ChapterData(_labels(1, 4), _labels(8), _labels(1, 1), None, None)
+    table = chapter.data_table(d)
+    assert table["source's training set"].tolist() == [5393, 4674, 4681, 14748]   # the source's own total
+    assert table["training (labels unused)"].tolist() == [1, 1, 0, 2]
 
 
-def test_help_and_console_script(capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["--help"])
-    assert exc.value.code == 0
-    text = capsys.readouterr().out
-    for words in ("test_reconstruction", "test_classifier", "Predicted_Label", "vae_reconstructed.npz",
-                  "--epochs", "--seed", "--device", "--out-dir", "no pickle"):
-        assert words in text, words
-    scripts = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="console_scripts")}
-    assert scripts.get("vaebook-gmm") == "vaebook.gmm_vae:main"
+def test_mixture_table_known_answer():
+    covariances = np.stack([np.diag([4.0, 1.0]), np.array([[2.0, 1.0], [1.0, 2.0]])])   # eigenvalues 4, 1 and 3, 1
+    gmm = LatentGMM(np.array([0.25, 0.75]), np.array([[1.0, -2.0], [0.5, 3.25]]), covariances,
+                    np.array([8, 1]), np.array([1, 8]))
+    table = mixture_table(gmm)
+    assert table.index.name == "cluster" and table["digit"].tolist() == [8, 1]
+    assert table["weight π"].tolist() == [0.25, 0.75]
+    assert table["mean m (z₁, z₂)"].tolist() == ["(1.00, -2.00)", "(0.50, 3.25)"]
+    assert table["σ along the axes"].tolist() == ["2.00, 1.00", "1.73, 1.00"]
+
+
+def test_classification_report_known_answer():
+    labels = np.array([1, 1, 1, 4, 4, 8, 8, 8, 8, 1])
+    predicted = np.array([1, 4, 4, 4, 8, 8, 8, 8, 1, 1])
+    report = classification_report(labels, predicted, DIGITS)
+    assert report.confusion.to_numpy().tolist() == [[2, 2, 0], [0, 1, 1], [1, 0, 3]]   # rows: true 1, 4, 8
+    assert report.confusion.index.name == "true digit" and report.confusion.columns.name == "predicted"
+    assert report.errors == 4 and report.scores["accuracy"] == pytest.approx(0.6)
+    # per-digit F1 by hand: 1: P 2/3, R 2/4 -> 4/7; 4: P 1/3, R 1/2 -> 2/5; 8: P 3/4, R 3/4 -> 3/4
+    assert report.scores["macro-F1"] == pytest.approx((4 / 7 + 2 / 5 + 3 / 4) / 3)
+    assert report.most_common_confusion() == (1, 4, 2) and not report.target_met
+    assert report.describe("smoke").splitlines() == [
+        f"accuracy on all 10 MNIST test images of 1, 4 and 8: 60.00% (4 errors); macro-F1 "
+        f"{(4 / 7 + 2 / 5 + 3 / 4) / 3:.4f}, micro-F1 0.6000",
+        "target (full profile) accuracy >= 97%: NOT met in this run (profile 'smoke')",
+        "most common confusion: true 1 predicted as 4 (2 of 4 errors)"]
+    assert classification_report(labels, predicted, DIGITS, target=0.6).target_met   # ">=": 0.6 meets 0.6
+    # ties go to the first in row order; without errors there is no confusion line
+    tie = classification_report(np.array([1, 4, 8]), np.array([4, 8, 8]), DIGITS)
+    assert tie.most_common_confusion() == (1, 4, 1)
+    perfect = classification_report(labels, labels, DIGITS)
+    assert perfect.most_common_confusion() is None and len(perfect.describe("full").splitlines()) == 2
+    assert "accuracy >= 97%: met in this run" in perfect.describe("full")
+    with pytest.raises(ValueError, match="one length"):
+        classification_report(labels, predicted[:3], DIGITS)
+
+
+def test_all_correct_bound_is_clopper_pearson():
+    for n in (1, 15, 100):
+        exact = binomtest(n, n).proportion_ci(0.95, method="exact").low
+        assert all_correct_lower_bound(n) == pytest.approx(exact, rel=1e-9)
+        assert all_correct_lower_bound(n) == pytest.approx(beta.ppf(0.025, n, 1), rel=1e-9)
+    assert f"{all_correct_lower_bound(15):.1%}" == "78.2%"     # the chapter's "above about 78%"
+    with pytest.raises(ValueError, match="n must be an integer >= 1"):
+        all_correct_lower_bound(0)
+
+
+def test_accuracy_margin_and_misclassified_known_answers():
+    assert accuracy_margin(0.5, 100) == pytest.approx(0.098)          # 1.96 * sqrt(0.25 / 100)
+    assert accuracy_margin(1.0, 10) == 0.0
+    with pytest.raises(ValueError):
+        accuracy_margin(1.5, 10)
+    labels, predicted = [1, 4, 8, 1, 4], [1, 8, 8, 4, 4]
+    assert misclassified(labels, predicted).tolist() == [1, 3]
+    assert misclassified(labels, predicted, limit=1).tolist() == [1]
+    assert misclassified(labels, labels).tolist() == []
+
+
+def test_reconstruction_table_known_answer():
+    """Black images reconstructed as flat grey c: 1 − MSE = 1 − c², and with no variance both SSIMs reduce
+    to the luminance term C1 / (c² + C1), C1 = (0.01 · 1)²; the row "all" weights images, not digits."""
+    x = torch.zeros(4, 1, 28, 28)
+    c = torch.tensor([0.1, 0.2, 0.2, 0.2])
+    table = reconstruction_table(x, c.view(4, 1, 1, 1).expand(4, 1, 28, 28).clone(), np.array([1, 4, 4, 4]))
+    c1 = 1e-4
+    lum = lambda v: c1 / (v ** 2 + c1)   # noqa: E731
+    assert table.index.tolist() == [1, 4, "all"]
+    np.testing.assert_allclose(table["1 − MSE"], [0.99, 0.96, (0.99 + 3 * 0.96) / 4], rtol=1e-5)
+    for column in ("SSIM", "SSIM, scikit-image defaults"):
+        np.testing.assert_allclose(table[column], [lum(0.1), lum(0.2), (lum(0.1) + 3 * lum(0.2)) / 4], rtol=1e-4)
+
+
+def test_cluster_majorities_known_answer():
+    clusters = [0, 0, 0, 1, 1, 2, 2, 3]
+    labels = [5, 5, 6, 5, 5, 7, 7, 7]
+    contingency, split, unclaimed = cluster_majorities(clusters, labels, classes=[5, 6, 7, 9])
+    assert contingency.loc[0].tolist() == [2, 1, 0] and contingency.columns.tolist() == [5, 6, 7]
+    assert split == [5, 7]          # 5 is the majority of clusters 0 and 1, 7 of clusters 2 and 3
+    assert unclaimed == [6, 9]      # 6 is never a majority; 9 never appears
+
+
+def test_compare_clusterings_on_separated_blobs_is_perfect():
+    rng = np.random.default_rng(0)
+    classes = np.array([0, 2, 5, 7])
+    centres = 10 * np.eye(4)[:, :3] - 5
+
+    def blobs(n):
+        y = np.repeat(classes, n)
+        return centres[np.searchsorted(classes, y)] + rng.normal(scale=0.3, size=(len(y), 3)), y
+
+    (train_codes, train_y), (test_codes, test_y) = blobs(100), blobs(30)
+    result = compare_clusterings(train_codes, train_y, test_codes, test_y, labelled_per_class=3, seed=0)
+    assert isinstance(result, ClusteringComparison) and result.labelled == 12
+    assert (result.unsupervised, result.seeded_hungarian, result.seeded) == (1.0, 1.0, 1.0)
+    np.testing.assert_array_equal(result.matched_digits, test_y)
+    assert result.split_digits == [] and result.unclaimed_digits == []
+    assert np.array_equal(np.sort(result.contingency.to_numpy(), axis=1)[:, -1], [30] * 4)   # one digit a cluster
+
+
+def test_ten_digit_table_and_summary_known_answer():
+    from types import SimpleNamespace
+
+    c = ClusteringComparison(unsupervised=0.5, seeded_hungarian=0.6, seeded=0.55, labelled=50,
+                             clusters=np.zeros(1), matched_digits=np.zeros(1), contingency=pd.DataFrame(),
+                             split_digits=[3, 8], unclaimed_digits=[])
+    p = chapter.PROFILES["smoke"]
+    table = chapter.ten_digit_table(c, p)
+    assert table["test accuracy"].tolist() == [0.5, 0.6, 0.55, 0.9446, 0.843]   # VaDE and DEC as published
+    assert table.index[0] == "VAE (d = 10) + GMM, unsupervised"
+    assert table["labels used"].iloc[1] == "50 to start the means; map from test labels"
+    d = SimpleNamespace(ten_test=[0] * 1000, ten_train=[0] * 2000)
+    assert chapter.ten_digit_summary(c, p, d).splitlines() == [
+        "1000 test images, 2000 training images, 1 epochs: unsupervised clustering accuracy 50.00%, "
+        "44.5 percentage points below VaDE's 94.46%",
+        "means started from 50 labelled images: 55.00% (+5.0 points against the unsupervised mixture, "
+        "39.5 points below VaDE, which uses no labels)",
+        "digits that are the majority of two or more clusters: [3, 8]; digits that are the majority of no "
+        "cluster (merged into others): none"]
+
+
+def test_source_comparison_known_answer():
+    from vaebook.data import Split
+
+    train = Split(torch.zeros(6, 1, 28, 28), torch.tensor([1, 1, 4, 8, 8, 8]), "toy")
+    recon = pd.DataFrame({"1 − MSE": [0.95], "SSIM": [0.5]}, index=["all"])
+    table = chapter.source_comparison({"accuracy": 0.9, "mean of macro- and micro-F1": 0.85}, recon, train, 600)
+    assert table["this book"].tolist() == ["0.9000", "0.8500", "0.9500 / 0.5000", "6 (2 / 1 / 3)",
+                                           "Gaussian N(0, I)"]
+    assert table["source"].tolist() == ["1.0", "not reported", "not reported", "14,748 (5,393 / 4,674 / 4,681)",
+                                        "uniform (a bug)"]
+    assert table.loc["classification accuracy", "this book measured on"] == "all 600 MNIST test images of 1, 4, 8"
+
+
+def test_training_table_test_elbo_is_seeded_and_leaves_the_global_generator_alone():
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    model = VAE(VAEConfig(latent_size=2, hidden_size=16)).eval()
+    x = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(4))
+    result = SimpleNamespace(model=model, history=pd.DataFrame({"loss": [3.0, 2.0]}), seconds_per_epoch=0.123,
+                             loaded=True)
+    torch.manual_seed(11)
+    state = torch.get_rng_state()
+    first = chapter.training_table(result, x, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(12)
+    second = chapter.training_table(result, x, seed=5)
+    torch.manual_seed(5)
+    expected = model.evaluate(x)["neg_elbo"]    # one z per image from the seeded global generator
+    assert first["test −ELBO (nats)"].item() == second["test −ELBO (nats)"].item() == pytest.approx(expected)
+    assert first.iloc[0][["epochs", "seconds per epoch (median)", "final training −ELBO (nats)"]].tolist() == \
+        [2, 0.12, 2.0]
+
+
+def test_draw_mixture_draws_ellipses_labels_and_labelled_stars():
+    import matplotlib.pyplot as plt
+
+    codes, labels = _three_blobs(n=50)
+    val = np.r_[0:5, 50:55, 100:105]
+    gmm = fit_latent_gmm(codes, codes[val], labels[val], DIGITS)
+    fig, ax = plt.subplots()
+    draw_mixture(gmm, ax, labelled=(codes[val], labels[val]))
+    assert len(ax.patches) == 3 * 2 * 2          # 3 components x (1, 2 sigma) x (black outline, colour)
+    assert [t.get_text() for t in ax.texts] == [f"cluster {k} = {d}" for k, d in enumerate(gmm.cluster_to_digit)]
+    stars = [np.asarray(col.get_offsets()) for col in ax.collections]
+    assert [len(s) for s in stars] == [5, 5, 5]
+    np.testing.assert_allclose(stars[1], codes[val][labels[val] == 4])
+    plt.close(fig)

@@ -1,5 +1,5 @@
 r"""Flow-VAE: a VAE whose posterior is a diagonal Gaussian pushed through normalizing flows; its evaluation
-(importance-sampled NLL), ex-post priors for generation, a VAE-GAN, and a latent-separation measure.
+(importance-sampled NLL), ex-post priors for generation, a VAE-GAN, and the flow chapter's analysis.
 
 **Model** (Rezende & Mohamed 2015). The encoder gives :math:`q_0(z_0 \mid x) = N(\mu(x), \mathrm{diag}\,
 \sigma^2(x))` and, when amortised, the raw parameters of K flow layers (:mod:`vaebook.flows`);
@@ -24,7 +24,12 @@ sample it for generation: N(0, I) as is, a Gaussian mixture, or a multivariate g
 Levenberg–Marquardt on quantiles (:func:`vaebook.gk.fit_multivariate_lm`).
 
 **VAE-GAN** (Larsen et al. 2016, "Autoencoding beyond pixels using a learned similarity metric", ICML):
-:class:`VAEGAN`.
+:class:`VAEGAN` with its MLP :class:`FeatureDiscriminator`.
+
+**Analysis** (the flow chapter's tables): :func:`evaluate_model` (NLL, ELBO, sample quality and latent
+separation of one model), :func:`ex_post_comparison` (generation with each ex-post prior),
+:func:`flow_verdict` (best flow model against the plain VAE, with the thresholds :data:`MIN_NLL_GAIN` and
+:data:`TARGET_NLL`), :func:`gains_over_baseline`, and :func:`nll_beside_published` (:data:`PUBLISHED_NLL`).
 """
 
 from __future__ import annotations
@@ -32,21 +37,25 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, NamedTuple
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from . import gk
 from .config import ParameterError
+from .evaluate import batched, decode, latent_separation
 from .flows import FLOW_KINDS, make_flow
 from .models import IMAGE_PIXELS, VAE, ELBOTerms, MLPDecoder, VAEConfig, reconstruction_nll
 
-__all__ = ["FlowVAEConfig", "FlowEncoder", "NormalPrior", "GKPrior", "FlowVAE", "VAEGAN", "IWAEResult",
-           "iwae_bound", "fixed_binarization", "aggregate_codes", "ExPostPrior", "fit_ex_post_priors",
-           "latent_separation", "decode_batched"]
+__all__ = ["FlowVAEConfig", "FlowEncoder", "NormalPrior", "GKPrior", "FlowVAE", "FeatureDiscriminator",
+           "VAEGAN", "VAEGAN_TERMS", "IWAEResult", "iwae_bound", "fixed_binarization", "aggregate_codes",
+           "ExPostPrior", "fit_ex_post_priors",
+           "ModelEvaluation", "evaluate_model", "ex_post_comparison", "FlowVerdict", "flow_verdict",
+           "gains_over_baseline", "MIN_NLL_GAIN", "TARGET_NLL", "PUBLISHED_NLL", "nll_beside_published"]
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -105,7 +114,8 @@ class GKPrior(nn.Module):
 
     def distribution(self) -> gk.MultivariateGK:
         A, B, g, k = self.params()
-        return gk.MultivariateGK(A, B, g, k, self.correlation())
+        # B = exp(b) > 0 and k = softplus(.) >= 0 are valid by construction: skip the per-step region check
+        return gk.MultivariateGK(A, B, g, k, self.correlation(), validate_args=False)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         return self.distribution().log_prob(z).to(z.dtype)
@@ -219,8 +229,7 @@ class FlowVAE(VAE):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = self.prior.sample(n, generator=generator)
-        return decode_batched(self, z)
+        return decode(self, self.prior.sample(n, generator=generator))
 
     @torch.no_grad()
     def log_weights(self, x: torch.Tensor, k: int, generator: torch.Generator | None = None,
@@ -239,18 +248,16 @@ class FlowVAE(VAE):
         return torch.cat(out, dim=1)
 
 
-def decode_batched(model: VAE, z: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    """Decoder means (pixel probabilities) for codes ``z``, batched, on the model's device; CPU result."""
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return torch.cat([model.decode(z[i:i + batch_size].to(device).float()).cpu()
-                          for i in range(0, len(z), batch_size)])
-
-
 # --- VAE-GAN ----------------------------------------------------------------------------------------
 
-class Discriminator(nn.Module):
-    """784 -> 400 -> 256 (LeakyReLU 0.2) -> 1 logit; the 256 features are the learnt similarity."""
+class FeatureDiscriminator(nn.Module):
+    """The VAE-GAN's discriminator: an MLP 784 -> 400 -> 256 (LeakyReLU 0.2) -> 1 logit that also returns
+    its 256 hidden features, Larsen et al.'s learnt similarity (the feature reconstruction term).
+
+    Not :class:`vaebook.gan.Discriminator`: that one is the GAN chapter's convolutional Keras network
+    (two strided 3x3 convolutions with dropout, 40,705 parameters) and returns only the logit; this one is
+    fully connected (416,913 parameters) and must expose a feature layer, so the two are different networks.
+    """
 
     def __init__(self, hidden_size: int = 400, feature_size: int = 256):
         super().__init__()
@@ -296,7 +303,7 @@ class VAEGAN(FlowVAE):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (v >= 0) or not math.isfinite(v):
                 raise ParameterError(f"{name} must be a finite number >= 0, got {v!r}")
         self.adv_weight, self.feature_weight = float(adv_weight), float(feature_weight)
-        self.discriminator = Discriminator()
+        self.discriminator = FeatureDiscriminator()
 
     def cache_key(self) -> dict:
         return {**super().cache_key(), "adv_weight": self.adv_weight, "feature_weight": self.feature_weight}
@@ -343,6 +350,10 @@ class VAEGAN(FlowVAE):
                 "adv_share": a / max(r, 1e-12), "disc_loss": d_loss.item()}
 
 
+VAEGAN_TERMS = ("recon", "kl", "feature", "adversarial", "adv_share", "disc_loss")
+"""The per-epoch terms :meth:`VAEGAN.train_batch` logs (the training history's columns)."""
+
+
 # --- evaluation -------------------------------------------------------------------------------------
 
 def fixed_binarization(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
@@ -367,7 +378,6 @@ class IWAEResult(NamedTuple):
         return -self.elbo.mean().item()
 
 
-@torch.no_grad()
 def iwae_bound(model: FlowVAE, x: torch.Tensor, k: int, seed: int = 0, batch_size: int | None = None,
                max_rows: int = 20000) -> IWAEResult:
     r"""Importance-sampled :math:`\log p(x) \ge \log\frac1k\sum_i w_i` (Burda et al. 2016) per image.
@@ -380,27 +390,24 @@ def iwae_bound(model: FlowVAE, x: torch.Tensor, k: int, seed: int = 0, batch_siz
         raise ParameterError(f"k (importance samples per image) must be an integer >= 1, got {k!r}")
     if not ((x == 0) | (x == 1)).all():
         raise ParameterError("iwae_bound needs binary images; binarise them first (fixed_binarization)")
-    model.eval()
-    device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     if batch_size is None:
         batch_size = max(1, min(len(x), max_rows // k))
+
+    def bound_and_elbo(batch: torch.Tensor) -> torch.Tensor:
+        lw = model.log_weights(batch, k, generator=gen, max_rows=max_rows).double()
+        return torch.stack([torch.logsumexp(lw, 1) - math.log(k), lw.mean(1)], dim=1)
+
     t0 = time.perf_counter()
-    log_px, elbo = [], []
-    for i in range(0, len(x), batch_size):
-        lw = model.log_weights(x[i:i + batch_size].to(device), k, generator=gen, max_rows=max_rows).double()
-        log_px.append((torch.logsumexp(lw, 1) - math.log(k)).cpu())
-        elbo.append(lw.mean(1).cpu())
-    return IWAEResult(torch.cat(log_px), torch.cat(elbo), k, time.perf_counter() - t0)
+    out = batched(bound_and_elbo, x, batch_size, module=model, width=2)
+    return IWAEResult(out[:, 0], out[:, 1], k, time.perf_counter() - t0)
 
 
-@torch.no_grad()
 def aggregate_codes(model: FlowVAE, x: torch.Tensor, seed: int = 0, batch_size: int = 2000) -> torch.Tensor:
     """One draw z_K ~ q_K(z|x) per image: a sample of the aggregate posterior q(z) = E_x q(z|x). CPU."""
-    device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    return torch.cat([model.posterior_sample(x[i:i + batch_size].to(device), 1, generator=gen)[0][:, 0].cpu()
-                      for i in range(0, len(x), batch_size)])
+    return batched(lambda b: model.posterior_sample(b, 1, generator=gen)[0][:, 0], x, batch_size, module=model,
+                   width=model.latent_size)
 
 
 @dataclass
@@ -470,20 +477,170 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
     return out
 
 
-def latent_separation(codes: torch.Tensor, labels: torch.Tensor, k: int = 5, seed: int = 0,
-                      silhouette_max: int = 5000) -> dict[str, float]:
-    """How well digits separate in latent space, as numbers: ``knn_accuracy``, the 2-fold cross-validated
-    accuracy of a k-nearest-neighbour classifier on the codes, and the ``silhouette`` score (Rousseeuw
-    1987; in [-1, 1], Euclidean, labels as clusters; on a seeded subset of ``silhouette_max`` codes)."""
-    from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
 
-    z = codes.detach().cpu().double().numpy()
-    y = labels.detach().cpu().numpy()
-    if len(z) != len(y) or len(np.unique(y)) < 2:
-        raise ParameterError("latent_separation needs one label per code and at least two classes")
-    cv = StratifiedKFold(2, shuffle=True, random_state=seed)
-    knn = cross_val_score(KNeighborsClassifier(k), z, y, cv=cv).mean()
-    sil = silhouette_score(z, y, sample_size=min(silhouette_max, len(z)), random_state=seed)
-    return {"knn_accuracy": float(knn), "silhouette": float(sil)}
+# --- the chapter's analysis: one model's evaluation, the ex-post comparison, verdicts -----------------
+
+@dataclass
+class ModelEvaluation:
+    """One trained model's evaluation: ``row`` (the results table's columns), its prior ``samples`` (pixel
+    probabilities, CPU) and the ``codes`` of the code images (flow image of the posterior mean, CPU)."""
+
+    row: dict[str, float]
+    samples: torch.Tensor
+    codes: torch.Tensor
+
+
+def _check_count(name: str, v: object) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ParameterError(f"{name} must be an integer >= 1, got {v!r}")
+
+
+def evaluate_model(model: FlowVAE, *, nll_images: torch.Tensor, code_images: torch.Tensor,
+                   labels: torch.Tensor, quality: Callable[[torch.Tensor], Mapping[str, float]],
+                   n_samples: int, iwae_k: int, seed: int = 0) -> ModelEvaluation:
+    """Evaluate one flow-VAE (or VAE-GAN) the way the flow chapter's results table does:
+
+    * ``test NLL (IWAE)`` and ``test −ELBO``: :func:`iwae_bound` with ``iwae_k`` samples on the binary
+      ``nll_images`` (noise seeded with ``seed``), and ``NLL seconds``, the time it took;
+    * ``FID``, ``precision``, ``recall``: ``quality(samples)`` (e.g. ``partial(quality.sample_quality,
+      classifier, real_images)``) of ``n_samples`` images decoded from the prior (seeded with ``seed + 1``);
+    * ``5-NN accuracy``, ``silhouette``: :func:`vaebook.evaluate.latent_separation` of the latent means of
+      ``code_images`` against ``labels`` (folds seeded with ``seed``).
+    """
+    _check_count("n_samples", n_samples)
+    if len(code_images) != len(labels):
+        raise ParameterError(f"evaluate_model needs one label per code image, got {len(code_images)} images "
+                             f"and {len(labels)} labels")
+    bound = iwae_bound(model, nll_images, iwae_k, seed=seed)
+    samples = decode(model, model.prior.sample(n_samples, generator=torch.Generator().manual_seed(seed + 1)))
+    q = quality(samples)
+    codes = batched(model.latent_means, code_images, module=model, width=model.latent_size)
+    sep = latent_separation(codes, labels, seed=seed)
+    row = {"test NLL (IWAE)": bound.nll, "test −ELBO": bound.neg_elbo, "FID": q["fid"],
+           "precision": q["precision"], "recall": q["recall"], "5-NN accuracy": sep["knn_accuracy"],
+           "silhouette": sep["silhouette"], "NLL seconds": bound.seconds}
+    return ModelEvaluation(row, samples, codes)
+
+
+def ex_post_comparison(model: FlowVAE, train_images: torch.Tensor, test_images: torch.Tensor,
+                       quality: Callable[[torch.Tensor], Mapping[str, float]], *, n_samples: int,
+                       max_codes: int | None = None, n_components: int = 10, seed: int = 0
+                       ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Generate from one trained model with each ex-post prior of :func:`fit_ex_post_priors` and compare.
+
+    The priors are fitted to one draw of :func:`aggregate_codes` per (binary) training image (noise seeded
+    with ``seed``; at most ``max_codes`` of them, a subset seeded with ``seed``). Each generator decodes
+    ``n_samples`` codes (seeded with ``seed + 5``). The table has, per generator, ``quality``'s FID,
+    precision and recall, the mean log-density of held-out codes of ``test_images`` (seeded with
+    ``seed + 4``; nats per code), the fitting time and the fit's note. Returns ``(table, samples)``.
+    """
+    _check_count("n_samples", n_samples)
+    if max_codes is not None:
+        _check_count("max_codes", max_codes)
+    train_codes = aggregate_codes(model, train_images, seed=seed)
+    if max_codes is not None and max_codes < len(train_codes):
+        keep = torch.randperm(len(train_codes), generator=torch.Generator().manual_seed(seed))[:max_codes]
+        train_codes = train_codes[keep]
+    test_codes = aggregate_codes(model, test_images, seed=seed + 4)
+    rows, samples = {}, {}
+    for name, prior in fit_ex_post_priors(train_codes, n_components=n_components, seed=seed).items():
+        samples[name] = decode(model, prior.sample(n_samples, seed + 5))
+        q = quality(samples[name])
+        rows[name] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"],
+                      "test-code log-lik (nats/code)": prior.log_prob(test_codes).float().mean().item(),
+                      "fit seconds": prior.seconds, "note": prior.info}
+    return pd.DataFrame(rows).T, samples
+
+
+MIN_NLL_GAIN = 1.0
+"""Nats by which the best flow model must beat the plain VAE trained the same way (the chapter's target 1)."""
+
+TARGET_NLL = 85.0
+"""Test NLL (nats) the best flow model must reach: Rezende & Mohamed's best planar flow (K = 80) has 85.1."""
+
+
+@dataclass(frozen=True)
+class FlowVerdict:
+    """Whether the best flow model beats its baseline by ``min_gain`` nats and reaches ``target_nll``."""
+
+    baseline: str
+    baseline_nll: float
+    best: str
+    best_nll: float
+    min_gain: float = MIN_NLL_GAIN
+    target_nll: float = TARGET_NLL
+
+    @property
+    def gain(self) -> float:
+        """NLL of the baseline minus that of the best flow model (positive: the flow is better)."""
+        return self.baseline_nll - self.best_nll
+
+    @property
+    def gain_holds(self) -> bool:
+        return self.gain >= self.min_gain
+
+    @property
+    def target_holds(self) -> bool:
+        return self.best_nll <= self.target_nll
+
+    def __str__(self) -> str:
+        def verdict(ok: bool) -> str:
+            return "holds" if ok else "does not hold"
+
+        return (f"baseline {self.baseline}: {self.baseline_nll:.2f} nats; best flow model: {self.best}, "
+                f"{self.best_nll:.2f} nats (gain {self.gain:+.2f} nats)\n"
+                f"target 1, gain >= {self.min_gain:g} nat: {verdict(self.gain_holds)} in this run\n"
+                f"target 2, NLL <= {self.target_nll:g} nats: {verdict(self.target_holds)} in this run")
+
+
+def flow_verdict(nll: Mapping[str, float], flows: Sequence[str], baseline: str = "VAE", *,
+                 min_gain: float = MIN_NLL_GAIN, target_nll: float = TARGET_NLL) -> FlowVerdict | None:
+    """The best of the ``flows`` (lowest test NLL in ``nll``, a mapping or Series model -> nats) against
+    ``baseline``; None when no flow model has a finite NLL."""
+    missing = [n for n in [baseline, *flows] if n not in nll]
+    if missing:
+        raise ParameterError(f"flow_verdict: no NLL for {missing}; the models are {list(nll)}")
+    if not math.isfinite(float(nll[baseline])):
+        raise ParameterError(f"flow_verdict: the baseline {baseline!r} has no finite NLL ({nll[baseline]!r})")
+    finite = {n: float(nll[n]) for n in flows if math.isfinite(float(nll[n]))}
+    if not finite:
+        return None
+    best = min(finite, key=finite.get)
+    return FlowVerdict(baseline, float(nll[baseline]), best, finite[best], float(min_gain), float(target_nll))
+
+
+def gains_over_baseline(table: pd.DataFrame, models: Sequence[str], baseline: str = "VAE") -> pd.DataFrame:
+    """Per model (not the baseline), what it gains over ``baseline`` in the results table: NLL and ELBO
+    gains and FID change (baseline minus model: positive favours the model), and its own ELBO − NLL gap."""
+    missing = [n for n in [baseline, *models] if n not in table.index]
+    if missing:
+        raise ParameterError(f"gains_over_baseline: {missing} not in the table (rows {list(table.index)})")
+    base, rows = table.loc[baseline], table.loc[[m for m in models if m != baseline]]
+    return pd.DataFrame({
+        "NLL gain (nats)": base["test NLL (IWAE)"] - rows["test NLL (IWAE)"],
+        "ELBO gain (nats)": base["test −ELBO"] - rows["test −ELBO"],
+        "ELBO − NLL gap (nats)": rows["test −ELBO"] - rows["test NLL (IWAE)"],
+        "FID change": base["FID"] - rows["FID"],
+    }).astype(float)
+
+
+PUBLISHED_NLL = (
+    # Rezende & Mohamed 2015: MLP (maxout) DLGM, 40 latent dimensions, statically binarised MNIST
+    ("Rezende & Mohamed 2015", "diagonal Gaussian (DLGM)", 89.9),
+    ("Rezende & Mohamed 2015", "planar flow, K = 10 (reported)", 87.5),
+    ("Rezende & Mohamed 2015", "planar flow, K = 20 (reported)", 86.5),
+    ("Rezende & Mohamed 2015", "planar flow, K = 40 (reported)", 85.7),
+    ("Rezende & Mohamed 2015", "planar flow, K = 80", 85.1),
+    ("Rezende & Mohamed 2015", "NICE, K = 80", 87.2),
+    # Burda et al. 2016, Table 1: dynamically binarised MNIST, 5,000 importance samples
+    ("Burda et al. 2016", "VAE, one stochastic layer, k = 1 training", 86.76),
+    ("Burda et al. 2016", "IWAE, one stochastic layer, k = 50 training", 84.78),
+    ("Burda et al. 2016", "IWAE, two stochastic layers, k = 50 training", 82.90),
+)
+"""Published test NLLs on binarised MNIST (nats): (source, model, NLL)."""
+
+def nll_beside_published(ours: Mapping[str, float], source: str) -> pd.DataFrame:
+    """:data:`PUBLISHED_NLL` followed by ``ours`` (model -> test NLL in nats; NaNs dropped), labelled
+    ``source``: columns source, model, test NLL (nats)."""
+    mine = [(source, name, float(v)) for name, v in ours.items() if not math.isnan(float(v))]
+    return pd.DataFrame([*PUBLISHED_NLL, *mine], columns=["source", "model", "test NLL (nats)"])

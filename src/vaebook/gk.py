@@ -29,6 +29,12 @@ Journal 12(1), whose ``isValid`` checks :math:`Q' > 0` numerically): :math:`B > 
 :math:`g^*` growing as :math:`k \to -1/2` (measured here: :math:`g^* \approx 1.9` at :math:`k=-0.1`, 4.8 at
 :math:`-0.3`, 6.5 at :math:`-0.5`). :math:`g = 0` is always valid, so is a large :math:`|g|`.
 
+Every public function below that takes g-and-k parameters checks them (:func:`validate_params`) and raises
+``ValueError`` naming the parameter, its value and the valid region, as ``torch.distributions`` does with
+``validate_args``; ``validate=False`` (``validate_args=False`` for :class:`MultivariateGK`) skips the check
+for callers whose parameters are valid by construction: the flow layers, the learnt priors, the fitter's
+inner loop.
+
 The multivariate g-and-k (Drovandi & Pettitt 2011, "Likelihood-free Bayesian estimation of multivariate
 quantile distributions", Computational Statistics & Data Analysis 55) draws :math:`z \sim N(0, R)` with
 :math:`R` a correlation matrix and applies a g-and-k quantile to each margin (a Gaussian copula):
@@ -61,12 +67,17 @@ from scipy.special import ndtri
 from torch.distributions import Distribution, constraints
 
 __all__ = [
-    "C_DEFAULT", "quantile", "quantile_dz", "log_quantile_dz", "inverse", "cdf", "icdf", "log_prob", "sample",
-    "validate_params", "is_valid", "validate_correlation", "MultivariateGK", "GKFit", "MultivariateGKFit",
-    "octile_estimate", "fit_quantiles", "fit_lm", "fit_multivariate_lm", "nearest_correlation", "recovery_study",
+    "C_DEFAULT", "CLASSIC", "PARAM_NAMES", "VALID_REGION", "METHOD_LABELS", "quantile", "quantile_dz",
+    "log_quantile_dz", "inverse", "cdf", "icdf", "log_prob", "sample", "validate_params", "is_valid",
+    "validate_correlation", "MultivariateGK", "GKFit", "MultivariateGKFit", "octile_estimate", "octile_summaries",
+    "qq_points", "fit_quantiles", "fit_lm", "fit_multivariate_lm", "nearest_correlation", "recovery_study",
+    "recovery_verdict", "RecoveryVerdict",
 ]
 
 C_DEFAULT = 0.8
+PARAM_NAMES = ("A", "B", "g", "k")
+#: The classic test case (A, B, g, k) of the g-and-k literature (e.g. the examples of the R package gk).
+CLASSIC = (3.0, 1.0, 2.0, 0.5)
 #: Largest |z| the inverse searches. For k >= 0 Q(±1e150) exceeds any float; near k = -1/2, where Q grows
 #: only like |z|^(2k+1), it does not (k = -0.49 reaches |x - A| ~ 1000 B). Beyond it the root is reported
 #: as ±inf, so F(x) is 0 or 1 and the density 0, which is what they are in float64 anyway (Phi(-38)
@@ -164,29 +175,49 @@ def _np64(v: Any, name: str) -> np.ndarray:
         raise ValueError(f"g-and-k parameter {name} must be a number, an array or a tensor, got {v!r}") from err
 
 
-def _describe(t: np.ndarray) -> str:
-    return f"{t.item():g}" if t.size == 1 else f"an array of shape {t.shape}"
+def _describe(t: np.ndarray, name: str, worst: str = "") -> str:
+    """``name = value`` for one value; for an array its worst element (``worst``: "min" or "max") and shape."""
+    if t.size == 1:
+        return f"{name} = {t.item():g}"
+    if worst:
+        value = t.min() if worst == "min" else t.max()
+        return f"{worst} {name} = {value:g} (an array of shape {t.shape})"
+    return f"{name}, an array of shape {t.shape}"
+
+
+#: The valid region, as the messages of :func:`validate_params` state it.
+VALID_REGION = "B > 0, k >= -0.5 and Q'(z) > 0 for every z"
+# where Q'(z) > 0 fails, measured with is_valid (bisection in g): with c = 0.8 the invalid set is
+# 0 < |g| < g*(k) for k < 0, g*(-0.1) = 1.94, g*(-0.3) = 4.81, g*(-0.5) = 6.54
+_GK_REGION_HINT = ("with c = 0.8 every g is valid when k >= 0; for k < 0 only g = 0 or |g| above a bound that "
+                   "grows as k falls (about 1.9 at k = -0.1, 4.8 at k = -0.3, 6.5 at k = -0.5)")
 
 
 def validate_params(A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> None:
-    """Raise ``ValueError`` (naming the parameter and its allowed range) unless (A, B, g, k, c) is valid.
+    """Raise ``ValueError`` naming the parameter, its value and the valid region unless (A, B, g, k, c) is a
+    g-and-k distribution.
 
-    Rules: all finite; ``B > 0``; ``k >= -0.5``; ``0 <= c < 1``; and ``Q'(z) > 0`` on a dense grid (the
-    numerical check of Prangle's R package ``gk``, ``isValid``). With c = 0.8, ``k >= 0`` is always valid;
-    ``k < 0`` fails for small non-zero ``|g|`` (the dip of ``c u sech^2 u`` at ``z ~ -2/g`` where
-    ``(1+(2k+1)z^2)/(1+z^2)`` has fallen to ~2k+1). Arrays and tensors are checked elementwise.
+    Rules: all finite; ``B > 0``; ``k >= -0.5``; ``0 <= c < 1``; and ``Q'(z) > 0`` on a dense grid of z (a
+    numerical check like the R package gk's ``isValid``, Prangle 2020, which minimises Q' from several
+    starting points instead). With c = 0.8, ``k >= 0`` is always valid; ``k < 0`` fails for small non-zero
+    ``|g|`` (the dip of ``c u sech^2 u`` at ``z ~ -2/g`` where ``(1+(2k+1)z^2)/(1+z^2)`` has fallen to
+    ~2k+1). Arrays and tensors are checked elementwise. Every public
+    function of this module that takes g-and-k parameters calls this unless given ``validate=False`` (the
+    flows, priors and the fitter's inner loop, which keep their parameters valid by construction).
     """
     A, B, g, k, c = (_np64(v, name) for v, name in ((A, "A"), (B, "B"), (g, "g"), (k, "k"), (c, "c")))
     for name, t in (("A", A), ("B", B), ("g", g), ("k", k), ("c", c)):
         if not np.isfinite(t).all():
-            raise ValueError(f"g-and-k parameter {name} must be finite, got {_describe(t)} with "
+            raise ValueError(f"g-and-k parameter {name} must be finite, got {_describe(t, name)} with "
                              f"{int((~np.isfinite(t)).sum())} NaN/inf value(s)")
     if (B <= 0).any():
-        raise ValueError(f"g-and-k parameter B (scale) must be > 0, got min B = {B.min():g}")
+        raise ValueError(f"g-and-k parameter B (scale) must be > 0, got {_describe(B, 'B', 'min')}; "
+                         f"the valid region is {VALID_REGION}")
     if (k < -0.5).any():
-        raise ValueError(f"g-and-k parameter k (tail weight) must be >= -0.5, got min k = {k.min():g}")
+        raise ValueError(f"g-and-k parameter k (tail weight) must be >= -0.5, got {_describe(k, 'k', 'min')}; "
+                         f"the valid region is {VALID_REGION}")
     if ((c < 0) | (c >= 1)).any():
-        raise ValueError(f"g-and-k parameter c must be in [0, 1) (conventionally 0.8), got {_describe(c)}")
+        raise ValueError(f"g-and-k parameter c must be in [0, 1) (conventionally 0.8), got {_describe(c, 'c')}")
     try:
         g, k, c = np.broadcast_arrays(g, k, c)
     except ValueError as err:
@@ -197,10 +228,12 @@ def validate_params(A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> None:
     if bad.any():
         j = int(np.flatnonzero(bad.ravel())[0])
         gj, kj, cj, zj = g.ravel()[j], k.ravel()[j], c.ravel()[j], zmin.ravel()[j]
+        index = tuple(int(i) for i in np.unravel_index(j, g.shape))
+        where = "" if g.size == 1 else f" at index {index} ({int(bad.sum())} invalid element(s))"
         raise ValueError(
-            f"g-and-k parameters (g={gj:g}, k={kj:g}, c={cj:g}) are invalid: Q'(z) <= 0 near z = {zj:.3g}, so "
-            f"Q is not monotone and there is no density. For k < 0 small non-zero |g| is invalid (with c=0.8: "
-            f"|g| <= ~1.9 at k=-0.1, ~6.5 at k=-0.5); use k >= 0, g = 0, or a larger |g|.")
+            f"g-and-k parameters (g={gj:g}, k={kj:g}, c={cj:g}){where} are invalid: Q'(z) <= 0 near "
+            f"z = {zj:.3g}, so Q is not increasing and there is no density. The valid region is {VALID_REGION}; "
+            f"{_GK_REGION_HINT}")
 
 
 def _min_bracket_term(g: np.ndarray, k: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -266,26 +299,36 @@ def validate_correlation(R: Any) -> torch.Tensor:
 # univariate distribution functions (torch, differentiable)
 # ------------------------------------------------------------------------------------------------------
 
-def quantile(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> torch.Tensor:
+def quantile(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
     r"""g-and-k quantile :math:`Q(z) = A + B[1 + c\tanh(gz/2)](1+z^2)^k z` at standard-normal scores ``z``.
 
-    Elementwise with broadcasting; differentiable in ``z`` and all parameters. No validation (a flow layer
-    calls this in its inner loop); see :func:`validate_params`. For a probability ``p`` use :func:`icdf`.
+    Elementwise with broadcasting; differentiable in ``z`` and all parameters. Parameters outside the valid
+    region raise ``ValueError`` (:func:`validate_params`); ``validate=False`` skips the check (for callers
+    whose parameters are valid by construction, e.g. a flow layer's inner loop). For a probability ``p``
+    use :func:`icdf`.
     """
     z, A, B, g, k = _tensors(z=z, A=A, B=B, g=g, k=k)
+    if validate:
+        validate_params(A, B, g, k, c)
     return _q(z, A, B, g, k, c)
 
 
-def quantile_dz(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> torch.Tensor:
+def quantile_dz(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
     r"""Closed-form :math:`dQ/dz = B(1+z^2)^k[(1+c\tanh(gz/2))\frac{1+(2k+1)z^2}{1+z^2}
-    + \frac{c g z}{2\cosh^2(gz/2)}]`, elementwise, differentiable."""
+    + \frac{c g z}{2\cosh^2(gz/2)}]`, elementwise, differentiable; ``validate`` as in :func:`quantile`."""
     z, A, B, g, k = _tensors(z=z, A=A, B=B, g=g, k=k)
+    if validate:
+        validate_params(A, B, g, k, c)
     return _dq(z, A, B, g, k, c)
 
 
-def log_quantile_dz(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> torch.Tensor:
-    r""":math:`\log Q'(z) = \log B + k\log(1+z^2) + \log T(z)`, computed in log space (finite in far tails)."""
+def log_quantile_dz(z: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *,
+                    validate: bool = True) -> torch.Tensor:
+    r""":math:`\log Q'(z) = \log B + k\log(1+z^2) + \log T(z)`, computed in log space (finite in far tails);
+    ``validate`` as in :func:`quantile`."""
     z, A, B, g, k = _tensors(z=z, A=A, B=B, g=g, k=k)
+    if validate:
+        validate_params(A, B, g, k, c)
     return _log_dq(z, B, g, k, c)
 
 
@@ -552,10 +595,18 @@ def cdf(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate:
     return torch.special.ndtr(z).to(dtype)
 
 
-def icdf(p: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT) -> torch.Tensor:
-    r"""Quantile at probability ``p``: :math:`Q(\Phi^{-1}(p))`."""
+def icdf(p: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
+    r"""Quantile at probability ``p``: :math:`Q(\Phi^{-1}(p))`. With ``validate`` (the default) the
+    parameters must be valid and ``p`` in [0, 1] (``ValueError`` otherwise), as ``torch.distributions``
+    checks a probability."""
     p = _tensor(p, "p")
-    return quantile(torch.special.ndtri(p), A, B, g, k, c)
+    if validate:
+        pv = p.detach()
+        bad = ~((pv >= 0) & (pv <= 1))
+        if bool(bad.any()):
+            raise ValueError(f"p must be probabilities in [0, 1], got {pv[bad].reshape(-1)[0].item():g} "
+                             f"({int(bad.sum())} value(s) outside)")
+    return quantile(torch.special.ndtri(p), A, B, g, k, c, validate=validate)
 
 
 def log_prob(x: Any, A: Any, B: Any, g: Any, k: Any, c: Any = C_DEFAULT, *, validate: bool = True) -> torch.Tensor:
@@ -621,8 +672,16 @@ class MultivariateGK(Distribution):
     support = constraints.independent(constraints.real, 1)
     has_rsample = True
 
-    def __init__(self, A: Any, B: Any, g: Any, k: Any, R: Any, c: float = C_DEFAULT, validate_args: bool | None = None):
-        R = validate_correlation(R)
+    def __init__(self, A: Any, B: Any, g: Any, k: Any, R: Any, c: float = C_DEFAULT,
+                 validate_args: bool | None = None):
+        """``validate_args`` as in ``torch.distributions``: ``None`` follows torch's default (on unless
+        ``Distribution.set_default_validate_args(False)``); when on, ``R`` must be a correlation matrix
+        (:func:`validate_correlation`) and every margin a valid g-and-k (:func:`validate_params`), else
+        ``ValueError``; ``False`` skips both (a learnt prior whose parameters are valid by construction).
+        Shapes are always checked."""
+        R = _tensor(R, "R")
+        if R.dim() != 2 or R.shape[0] != R.shape[1] or R.shape[0] == 0:
+            raise ValueError(f"R must be a square (d, d) correlation matrix, got shape {tuple(R.shape)}")
         d = R.shape[0]
         params = []
         for name, v in (("A", A), ("B", B), ("g", g), ("k", k)):
@@ -632,7 +691,10 @@ class MultivariateGK(Distribution):
             if t.shape != (d,):
                 raise ValueError(f"{name} must have shape ({d},) to match R of shape ({d}, {d}), got {tuple(t.shape)}")
             params.append(t)
-        validate_params(*params, c)
+        super().__init__(batch_shape=torch.Size(), event_shape=torch.Size([d]), validate_args=validate_args)
+        if self._validate_args:
+            validate_correlation(R)
+            validate_params(*params, c)
         self.A, self.B, self.g, self.k = params
         self.R = R
         self.c = c
@@ -641,7 +703,6 @@ class MultivariateGK(Distribution):
         self._scale_tril = torch.linalg.cholesky(R.to(self._dtype))
         eye = torch.eye(d, dtype=self._dtype, device=R.device)
         self._tril_inv = torch.linalg.solve_triangular(self._scale_tril, eye, upper=False)
-        super().__init__(batch_shape=torch.Size(), event_shape=torch.Size([d]), validate_args=validate_args)
 
     @property
     def dim(self) -> int:
@@ -788,6 +849,16 @@ class GKFit:
         """Root mean square (weighted) quantile residual."""
         return math.sqrt(2.0 * self.cost / self.n_residuals)
 
+    def summary(self, truth: Sequence[float] | None = None) -> "Any":
+        """A pandas table with the columns A, B, g, k and the rows ``truth`` (when given), the octile start and
+        this fit (labelled by its method, e.g. "LM fit")."""
+        import pandas as pd
+
+        rows = {} if truth is None else {"truth": tuple(float(v) for v in truth)}
+        rows["octile start"] = self.start
+        rows[f"{METHOD_LABELS[self.method]} fit"] = self.params
+        return pd.DataFrame.from_dict(rows, orient="index", columns=list(PARAM_NAMES))
+
 
 def _check_sample(x: Any, name: str = "x") -> np.ndarray:
     if isinstance(x, torch.Tensor):
@@ -861,10 +932,36 @@ def octile_estimate(x: Any, c: float = C_DEFAULT) -> tuple[float, float, float, 
     :math:`(E_7-E_5+E_3-E_1)/(E_6-E_2) = [(1+z_7^2)^k z_7 - (1+z_5^2)^k z_5]/[(1+z_6^2)^k z_6]`, which
     depends on k alone and increases with it. So k comes from the kurtosis (interpolated in a table over
     k in [-0.5, 10], clipped there), then B from the spread, g = (2/z_6) artanh(skew/c) (skew/c clipped to
-    ±0.999) and A = E_4. These are the robust octile summaries of the issue, inverted exactly.
+    ±0.999) and A = E_4: the robust octile summaries (:func:`octile_summaries`) inverted exactly.
     """
     xs = np.sort(_check_sample(x))
     return _octile_from_sorted(xs, c)
+
+
+def octile_summaries(g: Any, k: Any, c: float = C_DEFAULT, *, validate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    r"""Octile skewness :math:`(E_6+E_2-2E_4)/(E_6-E_2)` (Bowley's) and kurtosis
+    :math:`(E_7-E_5+E_3-E_1)/(E_6-E_2)` (Moors') of the g-and-k, elementwise in ``g`` and ``k`` (broadcast),
+    from its quantile function at the octiles :math:`E_i = Q(\Phi^{-1}(i/8))`. They do not depend on A or B;
+    the skewness depends on g alone and the kurtosis on k alone (see :func:`octile_estimate`).
+    ``validate=False`` evaluates the formula also where Q is not increasing (no distribution there)."""
+    g, k = np.broadcast_arrays(_np64(g, "g"), _np64(k, "k"))
+    if validate:
+        validate_params(0.0, 1.0, g, k, c)
+    E = _q_np(_OCT_Z.reshape((7,) + (1,) * g.ndim), 0.0, 1.0, g, k, c)
+    spread = E[5] - E[1]
+    return (E[5] + E[1] - 2.0 * E[3]) / spread, (E[6] - E[4] + E[2] - E[0]) / spread
+
+
+def qq_points(x: Any, params: Sequence[float], m: int = M_GRID, c: float = C_DEFAULT) -> tuple[np.ndarray, np.ndarray]:
+    """The points of a quantile-quantile plot of the sample ``x`` against the g-and-k ``params`` = (A, B, g,
+    k): the model's quantiles and the sample's (Hazen-interpolated) empirical quantiles at
+    p_j = (j - 1/2)/m, j = 1..m."""
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise ValueError(f"m (number of quantiles) must be an integer >= 1, got {m!r}")
+    A, B, g, k = params
+    validate_params(A, B, g, k, c)
+    p, emp = _quantile_targets(np.sort(_check_sample(x)), int(m), n_full=0)
+    return _q_np(ndtri(p), A, B, g, k, c), emp
 
 
 def _make_problem(z, xq, c, w, trace, k_floor=-0.5):
@@ -924,6 +1021,8 @@ def _density_weights(z, p, start, c):
 
 
 _METHODS = ("lm", "trf", "nelder-mead", "octile")
+#: How tables and messages name each ``method`` of :func:`fit_quantiles`.
+METHOD_LABELS = {"lm": "LM", "trf": "TRF", "nelder-mead": "Nelder-Mead", "octile": "octile"}
 _WEIGHTS = ("density", "none")
 
 
@@ -936,7 +1035,7 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str
     :math:`p_j = (j - 1/2)/m` (Hazen interpolation of the order statistics), which keeps the cost per
     iteration fixed whatever n.
 
-    ``weights="density"`` (default): :math:`w_j \propto arphi(z_j) / (\sqrt{p_j(1-p_j)}\,Q'(z_j;
+    ``weights="density"`` (default): :math:`w_j \propto \varphi(z_j) / (\sqrt{p_j(1-p_j)}\,Q'(z_j;
     \theta_0))`, the reciprocal of the asymptotic standard deviation of an empirical quantile,
     :math:`\sqrt{p(1-p)/n}/f(x_p)`, at the octile start :math:`\theta_0` and then held fixed. Unweighted
     residuals (``weights="none"``) let the few, very noisy extreme order statistics of a heavy-tailed sample
@@ -994,7 +1093,7 @@ def fit_quantiles(x: Any, method: str = "lm", c: float = C_DEFAULT, weights: str
             theta, cost, nfev = res.x, float(res.cost), int(res.nfev)
             njev = None if res.njev is None else int(res.njev)
             converged = bool(res.status > 0)
-            message = f"{'LM' if method == 'lm' else 'TRF'} (status {res.status}): {res.message}"
+            message = f"{METHOD_LABELS[method]} (status {res.status}): {res.message}"
         else:
             r0 = resid(theta0)
             if trace:
@@ -1085,6 +1184,26 @@ class MultivariateGKFit:
         P = torch.as_tensor(self.params)
         return MultivariateGK(P[:, 0], P[:, 1], P[:, 2], P[:, 3], torch.as_tensor(self.R), c=self.c)
 
+    def summary(self, truth: MultivariateGK | None = None) -> "Any":
+        """A pandas table with one column per parameter and margin (A₁, A₂, ..., B₁, ..., k_d) and per
+        correlation (ρ when d = 2, else ρ₁,₂, ρ₁,₃, ...), and the rows ``truth`` (when given) and "LM fit"."""
+        import pandas as pd
+
+        def row(P: np.ndarray, R: np.ndarray) -> list[float]:
+            return [float(v) for v in P.T.ravel()] + [float(R[i, j]) for i, j in zip(*np.triu_indices(d, 1))]
+
+        d = self.params.shape[0]
+        sub = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
+        columns = [f"{name}{str(j + 1).translate(sub)}" for name in PARAM_NAMES for j in range(d)]
+        columns += ["ρ"] if d == 2 else [f"ρ{str(i + 1).translate(sub)},{str(j + 1).translate(sub)}"
+                                          for i, j in zip(*np.triu_indices(d, 1))]
+        rows = {}
+        if truth is not None:
+            P = torch.stack([t.detach().to(torch.float64).cpu() for t in (truth.A, truth.B, truth.g, truth.k)], -1)
+            rows["truth"] = row(P.numpy(), truth.R.detach().to(torch.float64).cpu().numpy())
+        rows["LM fit"] = row(self.params, self.R)
+        return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
+
 
 def fit_multivariate_lm(X: Any, c: float = C_DEFAULT, **kwargs: Any) -> MultivariateGKFit:
     """Fit a multivariate g-and-k to ``X`` of shape (n, d): :func:`fit_lm` on each margin, then R = the
@@ -1130,7 +1249,7 @@ RECOVERY_METHODS = {
 }
 
 
-def recovery_study(theta: Sequence[float] = (3.0, 1.0, 2.0, 0.5), ns: Sequence[int] = (1_000, 10_000, 100_000),
+def recovery_study(theta: Sequence[float] = CLASSIC, ns: Sequence[int] = (1_000, 10_000, 100_000),
                    n_seeds: int = 20, methods: dict[str, tuple[str, str]] | None = None, seed: int = 0,
                    c: float = C_DEFAULT) -> "Any":
     """Simulate ``n_seeds`` samples of each size in ``ns`` from the g-and-k ``theta`` (seeds ``seed``,
@@ -1146,7 +1265,8 @@ def recovery_study(theta: Sequence[float] = (3.0, 1.0, 2.0, 0.5), ns: Sequence[i
     validate_params(*theta, c)
     rows = []
     for n in ns:
-        samples = [sample(int(n), *theta, c=c, generator=torch.Generator().manual_seed(seed + i)).numpy()
+        samples = [sample(int(n), *theta, c=c, generator=torch.Generator().manual_seed(seed + i),
+                          validate=False).numpy()
                    for i in range(n_seeds)]
         for label, (method, weights) in methods.items():
             errs, times, cpu, conv = [], [], [], 0
@@ -1162,3 +1282,46 @@ def recovery_study(theta: Sequence[float] = (3.0, 1.0, 2.0, 0.5), ns: Sequence[i
                          "|k err|": med[3], "ms/fit": float(np.median(times)), "cpu ms/fit": float(np.median(cpu)),
                          "converged": f"{conv}/{n_seeds}"})
     return pd.DataFrame(rows).set_index(["n", "method"])
+
+
+@dataclass(frozen=True)
+class RecoveryVerdict:
+    """Whether one row of a :func:`recovery_study` table meets an accuracy and a speed target."""
+
+    n: int
+    method: str
+    errors: tuple[float, float, float, float]  # median |error| of A, B, g, k over the seeds
+    ms_per_fit: float                          # median wall time per fit
+    max_error: float
+    max_ms: float
+
+    @property
+    def accurate(self) -> bool:
+        """Every parameter's median absolute error is below ``max_error``."""
+        return all(e < self.max_error for e in self.errors)
+
+    @property
+    def fast(self) -> bool:
+        """The median fit takes less than ``max_ms`` milliseconds."""
+        return self.ms_per_fit < self.max_ms
+
+    def __str__(self) -> str:
+        errs = ", ".join(f"{e:.4f}" for e in self.errors)
+        return (f"{'PASS' if self.accurate and self.fast else 'FAIL'}: {self.method} at n={self.n:,} recovers "
+                f"every parameter within {self.max_error} (median errors {errs}: "
+                f"{'ok' if self.accurate else 'NOT met'}) in under {self.max_ms:g} ms per marginal "
+                f"(median {self.ms_per_fit:.2f} ms: {'ok' if self.fast else 'NOT met'})")
+
+
+def recovery_verdict(table: "Any", n: int = 10_000, method: str = "LM", max_error: float = 0.05,
+                     max_ms: float = 20.0) -> RecoveryVerdict:
+    """Judge the row (``n``, ``method``) of a :func:`recovery_study` table against the targets: every
+    median absolute error below ``max_error`` and the median wall time per fit below ``max_ms`` (the
+    defaults: within 0.05 in under 20 ms at n = 10,000, the targets of ``bench/bench_gk.py``)."""
+    if (n, method) not in table.index:
+        raise ValueError(f"the recovery table has no row (n={n!r}, method={method!r}); its rows are "
+                         f"{list(table.index)}")
+    row = table.loc[(n, method)]
+    errors = tuple(float(row[f"|{name} err|"]) for name in PARAM_NAMES)
+    return RecoveryVerdict(n=int(n), method=method, errors=errors, ms_per_fit=float(row["ms/fit"]),
+                           max_error=float(max_error), max_ms=float(max_ms))

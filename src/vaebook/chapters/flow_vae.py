@@ -1,0 +1,176 @@
+"""Chapter "Normalizing flows in the VAE": flow-VAEs (planar, radial, combined, g-and-k), a g-and-k prior
+and a VAE-GAN on dynamically binarised MNIST; IWAE likelihoods, sample quality, ex-post priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache, partial
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+
+from .. import data
+from ..classifier import MNISTClassifier
+from ..config import ChapterParams, ParameterError, choice, custom, integer, number
+from ..flow_vae import VAEGAN, FlowVAE, FlowVAEConfig, evaluate_model, ex_post_comparison, fixed_binarization
+from ..jobs import Job
+from ..quality import gaussian_blur, sample_quality
+from ..train import FitResult
+
+
+def _flow_counts(name: str, v: Any) -> tuple[int, ...]:
+    """A list of layer counts >= 1, one model each; empty leaves the planar models out."""
+    def is_count(k: Any) -> bool:
+        return isinstance(k, int) and not isinstance(k, bool) and k >= 1
+
+    if is_count(v):
+        v = [v]
+    if not isinstance(v, (list, tuple)) or not all(is_count(k) for k in v):
+        raise ParameterError(f"{name} must be a list of integers >= 1 (may be empty), got {v!r}; "
+                             f"pass e.g. -p {name} '[2, 16]'")
+    return tuple(v)
+
+
+def _layers(default: int, help: str) -> Any:
+    return integer(default, help + " (0 leaves the model out)", minimum=0)
+
+
+@dataclass(frozen=True)
+class Params(ChapterParams):
+    latent_size: int = integer(20, "latent dimensions of every model")
+    hidden_size: int = integer(400, "width of the encoder's and decoder's hidden layer")
+    epochs: int = integer(5, "training epochs per model")
+    batch_size: int = integer(128, "images per mini-batch")
+    lr: float = number(1e-3, "Adam learning rate")
+    planar_ks: tuple[int, ...] = custom((2, 16), "numbers of planar layers, one model each (may be empty)",
+                                        _flow_counts)
+    radial_k: int = _layers(8, "radial layers")
+    combined_k: int = _layers(8, "planar and radial layers interleaved")
+    gk_k: int = _layers(4, "g-and-k layers interleaved with planar layers")
+    gk_prior: bool = choice(True, "also train a model with a learnt multivariate g-and-k prior", (True, False))
+    vaegan: bool = choice(True, "also train the VAE-GAN", (True, False))
+    adv_weight: float = number(2.0, "VAE-GAN: weight of the adversarial term", inclusive=True)
+    iwae_k: int = integer(200, "importance samples per test image for the NLL")
+    iwae_subset: int | None = integer(500, "test images scored for the NLL", optional=True,
+                                      none_means="all 10,000")
+    n_samples: int = integer(2000, "generated images per model for FID / precision / recall")
+    ex_post_codes: int | None = integer(10000, "training codes the ex-post priors are fitted to", optional=True,
+                                        none_means="one per training image")
+    classifier_epochs: int = integer(5, "epochs of the MNIST classifier behind FID (shared with the GAN "
+                                        "chapter)")
+    classifier_subset: int | None = integer(None, "training images of the classifier", optional=True,
+                                            none_means="all 60,000")
+    train_subset: int | None = integer(None, "training images", optional=True, none_means="all 60,000")
+
+
+DEFAULT = Params()
+PROFILES = {
+    "smoke": replace(DEFAULT, epochs=1, planar_ks=(4,), radial_k=4, combined_k=4, gk_k=2, iwae_k=10,
+                     iwae_subset=50, n_samples=300, ex_post_codes=1000, classifier_epochs=1,
+                     classifier_subset=5000, train_subset=1000),
+    "default": DEFAULT,
+    "full": replace(DEFAULT, latent_size=40, epochs=300, batch_size=100, planar_ks=(10, 20, 40, 80),
+                    radial_k=40, combined_k=40, gk_k=8, iwae_k=5000, iwae_subset=None, n_samples=10000,
+                    ex_post_codes=None, classifier_epochs=10),
+}
+
+
+@dataclass(frozen=True)
+class ChapterData:
+    train: data.Split
+    test: data.Split
+    test_bin: torch.Tensor     # one fixed binarisation of the test set: every evaluation sees it
+    iwae_idx: torch.Tensor     # test images scored for the NLL
+    real: torch.Tensor         # the reference set of sample quality: n_samples test images
+    real_train: torch.Tensor   # calibration: n_samples training images
+
+
+@lru_cache(maxsize=2)
+def chapter_data(p: Params) -> ChapterData:
+    splits = data.mnist_splits(train_subset=p.train_subset, seed=p.seed)
+    train, test = splits["train"], splits["test"]
+    n_iwae = len(test) if p.iwae_subset is None else min(p.iwae_subset, len(test))
+    iwae_idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(p.seed))[:n_iwae].sort().values
+    real = test.x[torch.randperm(len(test), generator=torch.Generator().manual_seed(p.seed + 6))[:p.n_samples]]
+    real_train = train.x[torch.randperm(len(train), generator=torch.Generator().manual_seed(p.seed + 2))
+                         [:p.n_samples]]
+    return ChapterData(train, test, fixed_binarization(test.x, seed=p.seed), iwae_idx, real, real_train)
+
+
+def model_configs(p: Params) -> dict[str, FlowVAEConfig]:
+    """The flow-VAEs by label: the plain VAE, one model per flow setting, and the g-and-k prior model."""
+    d, h = p.latent_size, p.hidden_size
+    configs = {"VAE": FlowVAEConfig(d, h)}
+    configs.update({f"planar K={k}": FlowVAEConfig(d, h, flow="planar", n_flows=k) for k in p.planar_ks})
+    for label, flow, k in (("radial", "radial", p.radial_k), ("planar+radial", "combined", p.combined_k),
+                           ("g-and-k+planar", "gk", p.gk_k)):
+        if k:
+            configs[f"{label} K={k}"] = FlowVAEConfig(d, h, flow=flow, n_flows=k)
+    if p.gk_prior:
+        configs["g-and-k prior"] = FlowVAEConfig(d, h, prior="gk")
+    return configs
+
+
+def flow_models(p: Params) -> list[str]:
+    """Labels of the models with a flow posterior (the candidates of the chapter's verdict)."""
+    return [label for label, cfg in model_configs(p).items() if cfg.flow != "none"]
+
+
+def labels(run) -> list[str]:
+    """The label of each job of :func:`jobs`, in the same order."""
+    return list(model_configs(run.params)) + (["VAE-GAN"] if run.params.vaegan else [])
+
+
+def _training_data(p: Params):
+    d = chapter_data(p)
+    return d.train.x, d.train.y
+
+
+def jobs(run) -> list[Job]:
+    """Every flow-VAE (dynamically binarised: ``binarize=True``) and the VAE-GAN, which binarises its
+    likelihood terms itself and shows its discriminator grey-level images."""
+    p: Params = run.params
+    common = dict(data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                  seed=p.seed, device=p.device, chapter="flow_vae")
+    out = [Job(name="flow_vae-" + label.replace(" ", "").replace("=", ""), model=partial(FlowVAE, cfg),
+               binarize=True, **common) for label, cfg in model_configs(p).items()]
+    if p.vaegan:
+        vaegan = partial(VAEGAN, FlowVAEConfig(p.latent_size, p.hidden_size), adv_weight=p.adv_weight)
+        out.append(Job(name="flow_vae-vaegan", model=vaegan, binarize=False, **common))
+    return out
+
+
+def evaluate_models(run, results: Mapping[str, FitResult], classifier: MNISTClassifier
+                    ) -> tuple[pd.DataFrame, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The results table (one row per model, :func:`vaebook.flow_vae.evaluate_model`, plus seconds per
+    epoch; then two calibration rows of real training images, sharp and blurred), the models' prior samples
+    and their test codes."""
+    p: Params = run.params
+    d = chapter_data(p)
+    quality = partial(sample_quality, classifier, d.real)
+    rows, samples, codes = {}, {}, {}
+    for name, r in results.items():
+        ev = evaluate_model(r.model, nll_images=d.test_bin[d.iwae_idx], code_images=d.test_bin, labels=d.test.y,
+                            quality=quality, n_samples=p.n_samples, iwae_k=p.iwae_k, seed=p.seed)
+        row = dict(ev.row)
+        nll_seconds = row.pop("NLL seconds")   # keep the table's column order: s/epoch, then NLL seconds
+        rows[name] = {**row, "s/epoch": r.seconds_per_epoch, "NLL seconds": nll_seconds}
+        samples[name], codes[name] = ev.samples, ev.codes
+    for name, images in (("real training images", d.real_train),
+                         ("real, blurred (σ = 1 px)", gaussian_blur(d.real_train, 1.0))):
+        q = quality(images)
+        rows[name] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"]}
+    table = pd.DataFrame(rows).T
+    table.index.name = "model"
+    return table, samples, codes
+
+
+def ex_post(run, model: FlowVAE, classifier: MNISTClassifier) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """:func:`vaebook.flow_vae.ex_post_comparison` on one model: codes of a fixed binarisation of the
+    training images (seed + 3), 10 mixture components, samples scored against the test reference set."""
+    p: Params = run.params
+    d = chapter_data(p)
+    return ex_post_comparison(model, fixed_binarization(d.train.x, seed=p.seed + 3), d.test_bin,
+                              partial(sample_quality, classifier, d.real), n_samples=p.n_samples,
+                              max_codes=p.ex_post_codes, n_components=10, seed=p.seed)
