@@ -14,16 +14,16 @@
 # # GAN versus VAE: which draws better digits?
 #
 # Two families of deep generative models turn random numbers into images. A **variational autoencoder**
-# learns an encoder and a decoder and is trained on a bound of the likelihood; a **generative
-# adversarial network** learns a generator by pitting it against a discriminator. This chapter trains
-# both on MNIST with the source study's own (Keras) networks, translated to PyTorch, and compares what
-# they produce: loss curves, samples while they learn, walks through their latent spaces, a check for
-# memorised training digits, and sample-quality numbers that are calibrated so a reader can tell what
-# they mean.
+# {cite}`kingma2014vae` learns an encoder and a decoder and is trained on a bound of the likelihood; a
+# **generative adversarial network** {cite}`goodfellow2014gan` learns a generator by pitting it against a
+# discriminator. This chapter trains both on MNIST with the source study's own (Keras) networks,
+# translated to PyTorch, and compares what they produce: loss curves, samples while they learn, walks
+# through their latent spaces, a check for memorised training digits, and sample-quality numbers that are
+# calibrated so a reader can tell what they mean.
 #
 # ## How the VAE works
 #
-# The VAE (see the latent-size chapter for a longer account) models an image $x$ through a latent code
+# The VAE (see {doc}`latent_size` for a longer account) models an image $x$ through a latent code
 # $z \in \mathbb R^{16}$ with prior $p(z) = \mathcal N(0, I)$ and a decoder that gives every pixel a
 # probability of ink, $p_\theta(x\mid z) = \prod_i \mathrm{Bernoulli}(x_i; \pi_i(z))$. An encoder
 # $q_\phi(z\mid x) = \mathcal N(\mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x))$ is trained with it
@@ -65,10 +65,10 @@
 # and $G$ is trained to fool it. The minimax game $\min_G \max_D (-L_D)$ has its optimum where the
 # generated distribution equals the data distribution (then $D = \tfrac12$ everywhere and $L_D = 2\ln 2$);
 # but early in training $D$ rejects samples easily, $\log(1 - D(G(z)))$ is flat there, and $G$ learns
-# nothing. So $G$ minimises the **non-saturating** loss $L_G = -\mathbb E_z[\log D(G(z))]$ instead, which
-# has the same fixed point and strong gradients exactly when $G$ is bad. Each mini-batch takes one step
-# on $D$ (real images and as many fresh samples), then one on $G$ (Adam, learning rate $2\cdot10^{-4}$,
-# $\beta_1 = 0.5$, as in DCGAN and the source).
+# nothing. So $G$ minimises the **non-saturating** loss $L_G = -\mathbb E_z[\log D(G(z))]$ instead
+# {cite}`goodfellow2014gan`, which has the same fixed point and strong gradients exactly when $G$ is bad.
+# Each mini-batch takes one step on $D$ (real images and as many fresh samples), then one on $G$ (Adam,
+# learning rate $2\cdot10^{-4}$, $\beta_1 = 0.5$, as in DCGAN {cite}`radford2016dcgan` and the source).
 #
 # The VAE is trained to explain *every* training image (its loss punishes any digit it cannot
 # reconstruct), so it tends to cover all of the data but average over details. The GAN is only
@@ -94,52 +94,9 @@ seed = None
 device = None              # "auto", "cpu", "cuda", ...
 
 # %%
-from vaebook.config import VALIDATORS, ParameterError, resolve
+from vaebook.config import chapter_params
 
-
-def _subset(name, v):
-    if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 100):
-        raise ParameterError(f"{name} must be None (all images) or an integer >= 100, got {v!r}")
-
-
-def _batch(name, v):
-    if not isinstance(v, int) or isinstance(v, bool) or v < 2:
-        raise ParameterError(f"{name} must be an integer >= 2, got {v!r}")
-
-
-def _vae_loss(name, v):
-    if v not in ("sum", "mean"):
-        raise ParameterError(f"{name} must be 'sum' (per-image ELBO) or 'mean' (the source's loss), got {v!r}")
-
-
-def _n_samples(name, v):
-    if not isinstance(v, int) or isinstance(v, bool) or not 100 <= v <= 10000:
-        raise ParameterError(f"{name} must be an integer between 100 and 10,000 (the test set), got {v!r}")
-
-
-PROFILES = {
-    "smoke": dict(vae_epochs=1, gan_epochs=2, vae_train_subset=1000, gan_train_subset=256, vae_batch_size=128,
-                  gan_batch_size=64, vae_lr=1e-3, gan_lr=2e-4, vae_loss="sum", latent_size=16,
-                  classifier_epochs=1, classifier_subset=5000, n_samples=300, seed=0, device="auto"),
-    "default": dict(vae_epochs=4, gan_epochs=10, vae_train_subset=20000, gan_train_subset=4096,
-                    vae_batch_size=128, gan_batch_size=64, vae_lr=1e-3, gan_lr=2e-4, vae_loss="sum",
-                    latent_size=16, classifier_epochs=5, classifier_subset=None, n_samples=2000, seed=0,
-                    device="auto"),
-    "full": dict(vae_epochs=30, gan_epochs=50, vae_train_subset=None, gan_train_subset=None,
-                 vae_batch_size=128, gan_batch_size=128, vae_lr=1e-3, gan_lr=2e-4, vae_loss="sum",
-                 latent_size=16, classifier_epochs=10, classifier_subset=None, n_samples=10000, seed=0,
-                 device="auto"),
-}
-run = resolve("gan_vs_vae", PROFILES, profile,
-              extra_validators={"vae_train_subset": _subset, "gan_train_subset": _subset,
-                                "classifier_subset": _subset, "vae_batch_size": _batch,
-                                "gan_batch_size": _batch, "vae_loss": _vae_loss, "n_samples": _n_samples,
-                                "vae_lr": VALIDATORS["lr"], "gan_lr": VALIDATORS["lr"]},
-              vae_epochs=vae_epochs, gan_epochs=gan_epochs, vae_train_subset=vae_train_subset,
-              gan_train_subset=gan_train_subset, vae_batch_size=vae_batch_size, gan_batch_size=gan_batch_size,
-              vae_lr=vae_lr, gan_lr=gan_lr, vae_loss=vae_loss, latent_size=latent_size,
-              classifier_epochs=classifier_epochs, classifier_subset=classifier_subset, n_samples=n_samples,
-              seed=seed, device=device)
+run = chapter_params("gan_vs_vae", profile, globals())
 run
 
 # %% [markdown]
@@ -161,46 +118,40 @@ import pandas as pd
 import torch
 from IPython.display import display
 
-from vaebook import data, plots
-from vaebook.gan import GAN
-from vaebook.metrics import (add_noise, class_coverage, classifier_features, frechet_distance,
-                             gaussian_blur, get_classifier, sample_quality)
-from vaebook.models import VAE, VAEConfig, count_parameters
-from vaebook.train import fit
+from vaebook import plots
+from vaebook.chapters import gan_vs_vae as chapter
+from vaebook.jobs import train_all
+from vaebook.quality import class_coverage, sample_quality
+from vaebook.sample_analysis import (COVERAGE_RANGE, calibration_sets, collapse_check, copying_verdict,
+                                     coverage_met, fid_standing, latent_walks, leader, memorisation,
+                                     quality_table)
 
 dev = run.torch_device
-splits = data.mnist_splits(seed=run.seed)
-train, test = splits["train"], splits["test"]
-g = torch.Generator().manual_seed(run.seed)
-order = torch.randperm(len(train), generator=g)
-vae_n = len(train) if run.vae_train_subset is None else min(run.vae_train_subset, len(train))
-gan_n = len(train) if run.gan_train_subset is None else min(run.gan_train_subset, len(train))
-vae_train, gan_train = train.x[order[:vae_n]], train.x[order[:gan_n]]
-real_test = test.x[torch.randperm(len(test), generator=g)[:run.n_samples]]       # the reference set
-real_train = train.x[order[-run.n_samples:]]      # other real images, for the real-vs-real floor
-pd.DataFrame({"images": [vae_n, gan_n, run.n_samples]},
+sets = chapter.chapter_data(run.params)
+test, real_test = sets.test, sets.real_test
+pd.DataFrame({"images": [len(sets.vae_train), len(sets.gan_train), run.n_samples]},
              index=["VAE training", "GAN training", "real and generated images per quality score"])
 
 # %% [markdown]
 # ## Measuring sample quality without Inception
 #
-# The usual yardstick, the Fréchet Inception Distance (FID), compares generated and real images in the
-# feature space of an ImageNet classifier. Those weights cannot be downloaded here, and photographs'
-# features are a poor lens for 28×28 digits anyway. So the book trains its own small MNIST classifier
-# (two strided convolutions and a 128-unit dense layer; trained on images shifted at random by up to
-# two pixels, with a one-cycle learning-rate schedule, which lifts it past 99% test accuracy within
-# five epochs) and measures everything in the space of its 128 penultimate features $f(x)$. Features are only as
-# trustworthy as the classifier, so its accuracy is printed below; a feature space that could not tell
-# the digits apart would blur the distances between them.
+# The usual yardstick, the Fréchet Inception Distance (FID) {cite}`heusel2017fid`, compares generated and
+# real images in the feature space of an ImageNet classifier. Those weights cannot be downloaded here, and
+# photographs' features are a poor lens for 28×28 digits anyway. So the book trains its own small MNIST
+# classifier (two strided convolutions and a 128-unit dense layer; trained on images shifted at random by up
+# to two pixels, with a one-cycle learning-rate schedule, which lifts it past 99% test accuracy within five
+# epochs) and measures everything in the space of its 128 penultimate features $f(x)$. Features are only as
+# trustworthy as the classifier, so its accuracy is printed below; a feature space that could not tell the
+# digits apart would blur the distances between them.
 #
 # * **FID (MNIST classifier features).** Fit a Gaussian to the features of real and of generated
 #   images and take the Fréchet (2-Wasserstein) distance between the two,
 #   $\lVert\mu_r-\mu_g\rVert^2 + \operatorname{tr}\bigl(\Sigma_r+\Sigma_g-2(\Sigma_r\Sigma_g)^{1/2}\bigr)$.
 #   Lower is better; 0 means identical first two moments. It is **not** comparable to Inception FID
-#   numbers in papers, and it shrinks with more samples, so only numbers computed here with the same
-#   sample size compare.
-# * **Precision and recall** (Kynkäänniemi et al. 2019). Around every real feature vector draw a ball
-#   reaching its third-nearest real neighbour; precision is the share of generated images falling in
+#   numbers in papers (such as those of {cite:t}`lucic2018gans`), and it shrinks with more samples, so
+#   only numbers computed here with the same sample size compare.
+# * **Precision and recall** {cite}`kynkaanniemi2019precision`. Around every real feature vector draw a
+#   ball reaching its third-nearest real neighbour; precision is the share of generated images falling in
 #   some real ball (are samples realistic?). Swap the roles for recall: the share of real images inside
 #   the generated balls (does the model cover the variety of the data?).
 # * **Class coverage.** The classifier labels every sample; the histogram over the ten digits, its
@@ -208,9 +159,8 @@ pd.DataFrame({"images": [vae_n, gan_n, run.n_samples]},
 #   top probability (confidence: do samples look like *some* digit?).
 
 # %%
-classifier, classifier_accuracy = get_classifier(epochs=run.classifier_epochs, train_subset=run.classifier_subset,
-                                                 seed=run.seed, device=run.device)
-print(f"MNIST classifier: test accuracy {classifier_accuracy:.2%} on all 10,000 test images "
+classifier, classifier_acc = chapter.classifier(run.params)
+print(f"MNIST classifier: test accuracy {classifier_acc:.2%} on all 10,000 test images "
       f"({run.classifier_epochs} epochs on {run.classifier_subset or 60000:,} training images)")
 
 # %% [markdown]
@@ -219,31 +169,13 @@ print(f"MNIST classifier: test accuracy {classifier_accuracy:.2%} on all 10,000 
 # allow), and test digits spoiled by pixel noise or Gaussian blur.
 
 # %%
-noise_gen = torch.Generator().manual_seed(run.seed + 1)
-calibration_sets = {
-    "real (training images)": real_train,
-    "real + noise σ=0.1": add_noise(real_train, 0.1, noise_gen),
-    "real + noise σ=0.3": add_noise(real_train, 0.3, noise_gen),
-    "real, blurred σ=0.7": gaussian_blur(real_train, 0.7),
-    "real, blurred σ=1.5": gaussian_blur(real_train, 1.5),
-}
-quality = {name: sample_quality(classifier, real_test, x) for name, x in calibration_sets.items()}
-
-
-def quality_table(rows):
-    table = pd.DataFrame({name: {"FID (MNIST classifier features)": q["fid"], "precision": q["precision"],
-                                 "recall": q["recall"], "coverage entropy (nats)": q["coverage_entropy"],
-                                 "rarest digit share": q["class_hist"].min(),
-                                 "commonest digit share": q["class_hist"].max(),
-                                 "classifier confidence": q["confidence"]} for name, q in rows.items()}).T
-    return table
-
-
+calibration = calibration_sets(sets.real_train, noise_seed=run.seed + 1)
+quality = {name: sample_quality(classifier, real_test, x) for name, x in calibration.items()}
 quality_table(quality).style.format(precision=3)
 
 # %%
-fig, axes = plt.subplots(1, len(calibration_sets), figsize=(2.2 * len(calibration_sets), 2.4))
-for ax, (name, x) in zip(axes, calibration_sets.items()):
+fig, axes = plt.subplots(1, len(calibration), figsize=(2.2 * len(calibration), 2.4))
+for ax, (name, x) in zip(axes, calibration.items()):
     plots.image_grid(x[:16], nrow=4, ax=ax, title=name)
 fig.tight_layout()
 
@@ -258,41 +190,9 @@ fig.tight_layout()
 # (for the grids and animations below) and scores 500 samples with the Fréchet distance above.
 
 # %%
-n_track = 500
-track_real = classifier_features(classifier, real_test[:n_track])
-
-
-def tracker(model, epoch):
-    fake = model.sample(n_track, generator=torch.Generator().manual_seed(run.seed + 2))
-    return {"fid_500": frechet_distance(track_real, classifier_features(classifier, fake))}
-
-
-def fixed_samples(model, epoch):
-    return {"samples": model.sample(64, generator=torch.Generator().manual_seed(run.seed + 3)).cpu()}
-
-
-track_key = {"tracker": "fid500-v1", "classifier": [classifier.cache_key(), run.classifier_epochs,
-                                                    run.classifier_subset, run.seed],
-             "n_track": n_track, "reference": run.n_samples}
-vae_fit = fit(lambda: VAE(VAEConfig(latent_size=run.latent_size, arch="conv", loss_reduction=run.vae_loss)),
-              vae_train, epochs=run.vae_epochs, batch_size=run.vae_batch_size, lr=run.vae_lr, seed=run.seed,
-              device=run.device, name="gan_vs_vae-vae", extra_key=track_key,
-              epoch_end=lambda m, e: {**tracker(m, e), **{f"test_{k}": v for k, v in
-                                                          m.evaluate(test.x[:2000].to(dev)).items()}},
-              snapshot=fixed_samples)
-gan_fit = fit(GAN, gan_train, epochs=run.gan_epochs, batch_size=run.gan_batch_size, lr=run.gan_lr,
-              seed=run.seed, device=run.device, name="gan_vs_vae-gan", extra_key=track_key,
-              epoch_end=tracker, snapshot=fixed_samples)
+_, vae_fit, gan_fit = train_all(chapter.jobs(run))
 vae, gan = vae_fit.model, gan_fit.model
-cost = pd.DataFrame({
-    "training images": [vae_n, gan_n],
-    "epochs": [run.vae_epochs, run.gan_epochs],
-    "updates (mini-batches)": [run.vae_epochs * -(-vae_n // run.vae_batch_size),
-                               run.gan_epochs * -(-gan_n // run.gan_batch_size)],
-    "seconds per epoch (median)": [vae_fit.seconds_per_epoch, gan_fit.seconds_per_epoch],
-    "seconds per 10,000 images": [1e4 * vae_fit.seconds_per_epoch / vae_n, 1e4 * gan_fit.seconds_per_epoch / gan_n],
-    "from cache": [vae_fit.loaded, gan_fit.loaded],
-}, index=["VAE", "GAN"])
+cost = chapter.training_cost(run.params, vae_fit, gan_fit)
 cost.style.format(precision=2)
 
 # %% [markdown]
@@ -357,15 +257,10 @@ fig.tight_layout()
 # (a Bernoulli draw from it would add salt-and-pepper noise); the GAN shows its generator's output.
 
 # %%
-def epochs_to_show(n):
-    return sorted({1, (n + 1) // 2, n})
-
-
 for label, result in (("VAE", vae_fit), ("GAN", gan_fit)):
-    shown = epochs_to_show(len(result.snapshots["samples"]))
+    shown = sorted({1, (len(result.snapshots["samples"]) + 1) // 2, len(result.snapshots["samples"])})
     fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.8))
-    axes = np.atleast_1d(axes)
-    for ax, e in zip(axes, shown):
+    for ax, e in zip(np.atleast_1d(axes), shown):
         plots.image_grid(result.snapshots["samples"][e - 1], nrow=8, ax=ax, title=f"{label}, epoch {e}")
     fig.tight_layout()
     plt.show()
@@ -388,23 +283,14 @@ for label, result in (("VAE", vae_fit), ("GAN", gan_fit)):
 # (spherical interpolation), which keeps the norm typical.
 
 # %%
-def slerp(a, b, t):
-    omega = torch.arccos(torch.clamp((a / a.norm()) @ (b / b.norm()), -1, 1))
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
-
-
-steps = torch.linspace(0, 1, 10)
-pairs = torch.randperm(len(test), generator=torch.Generator().manual_seed(run.seed + 4))[:12].view(6, 2)
-with torch.no_grad():
-    codes = vae.latent_means(test.x[pairs.flatten()].to(dev)).cpu().view(6, 2, -1)
-    vae_path = torch.cat([vae.decode(torch.stack([(1 - t) * c[0] + t * c[1] for t in steps]).to(dev)).cpu()
-                          for c in codes])
-    zg = torch.randn(6, 2, gan.noise_size, generator=torch.Generator().manual_seed(run.seed + 5))
-    gan_path = torch.cat([gan.decode(torch.stack([slerp(z[0], z[1], t) for t in steps]).to(dev)).cpu()
-                          for z in zg])
+pairs = torch.randperm(len(test), generator=torch.Generator().manual_seed(run.seed + 4))[:12]
+vae_ends = vae.latent_means(test.x[pairs].to(dev)).cpu().view(6, 2, -1)
+gan_ends = torch.randn(6, 2, gan.noise_size, generator=torch.Generator().manual_seed(run.seed + 5))
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-plots.image_grid(vae_path, nrow=10, ax=axes[0], title="VAE: between the codes of two test digits")
-plots.image_grid(gan_path, nrow=10, ax=axes[1], title="GAN: between two noise vectors (spherical)")
+plots.image_grid(latent_walks(vae, vae_ends, 10), nrow=10, ax=axes[0],
+                 title="VAE: between the codes of two test digits")
+plots.image_grid(latent_walks(gan, gan_ends, 10, spherical=True), nrow=10, ax=axes[1],
+                 title="GAN: between two noise vectors (spherical)")
 fig.tight_layout()
 
 # %% [markdown]
@@ -416,44 +302,23 @@ fig.tight_layout()
 # much closer to the training set than new real digits are would point to copying.
 
 # %%
-def nearest(queries, pool, batch=500):
-    pool_flat = pool.flatten(1).to(dev)
-    dists, idx = [], []
-    for i in range(0, len(queries), batch):
-        d = torch.cdist(queries[i:i + batch].flatten(1).to(dev), pool_flat)
-        best = d.min(1)
-        dists.append(best.values.cpu())
-        idx.append(best.indices.cpu())
-    return torch.cat(dists), torch.cat(idx)
-
-
 n_nn = min(500, run.n_samples)
 sample_gen = torch.Generator().manual_seed(run.seed + 6)
 samples = {"VAE": vae.sample(run.n_samples, generator=sample_gen).cpu(),
            "GAN": gan.sample(run.n_samples, generator=sample_gen).cpu()}
-pools = {"VAE": vae_train, "GAN": gan_train}
-memo_rows, neighbours = {}, {}
-for label in ("VAE", "GAN"):
-    d_fake, idx = nearest(samples[label][:n_nn], pools[label])
-    d_real, _ = nearest(real_test[:n_nn], pools[label])
-    neighbours[label] = idx
-    memo_rows[label] = {"training images searched": len(pools[label]),
-                        "median distance, samples": d_fake.median().item(),
-                        "median distance, real test digits": d_real.median().item(),
-                        "samples closer than the 1% closest test digit":
-                            (d_fake < d_real.quantile(0.01)).float().mean().item()}
-memo = pd.DataFrame(memo_rows).T
-for label, row in memo.iterrows():
-    ratio = row["median distance, samples"] / row["median distance, real test digits"]
-    verdict = "no sign of copying" if ratio > 0.8 else "closer than new real digits: inspect for copying"
-    print(f"{label}: samples lie {ratio:.2f} times as far from their nearest training image as real test "
-          f"digits do ({verdict})")
-memo.style.format(precision=3).format("{:,.0f}", subset=["training images searched"])
+pools = {"VAE": sets.vae_train, "GAN": sets.gan_train}
+memo = {label: memorisation(samples[label][:n_nn], real_test[:n_nn], pool, device=dev)
+        for label, pool in pools.items()}
+for label, m in memo.items():
+    print(f"{label}: samples lie {m.ratio:.2f} times as far from their nearest training image as real test "
+          f"digits do ({copying_verdict(m.ratio)})")
+pd.DataFrame({label: m.row() for label, m in memo.items()}).T.style.format(precision=3).format(
+    "{:,.0f}", subset=["training images searched"])
 
 # %%
 fig, axes = plt.subplots(2, 1, figsize=(9, 3.2))
 for ax, label in zip(axes, ("VAE", "GAN")):
-    show = torch.cat([samples[label][:12], pools[label][neighbours[label][:12]]])
+    show = torch.cat([samples[label][:12], pools[label][memo[label].neighbours[:12]]])
     plots.image_grid(show, nrow=12, ax=ax, title=f"{label}: samples (top) and their nearest training images")
 fig.tight_layout()
 
@@ -466,13 +331,7 @@ fig.tight_layout()
 # %%
 quality["VAE samples"] = sample_quality(classifier, real_test, samples["VAE"])
 quality["GAN samples"] = sample_quality(classifier, real_test, samples["GAN"])
-summary = quality_table(quality)
-summary["parameters"] = pd.Series({"VAE samples": count_parameters(vae),
-                                   "GAN samples": count_parameters(gan)})   # generator + discriminator
-summary["training seconds per epoch"] = pd.Series({"VAE samples": vae_fit.seconds_per_epoch,
-                                                   "GAN samples": gan_fit.seconds_per_epoch})
-summary["training seconds per 10,000 images"] = pd.Series(cost["seconds per 10,000 images"].values,
-                                                          index=["VAE samples", "GAN samples"])
+summary = chapter.summary_table(quality_table(quality), vae, gan, cost)
 summary.style.format(precision=3, na_rep="").format("{:,.0f}", subset=["parameters"], na_rep="")
 
 # %%
@@ -482,7 +341,7 @@ real_hist = class_coverage(classifier, real_test)["hist"]
 for i, (label, hist) in enumerate((("real test digits", real_hist), ("VAE", quality["VAE samples"]["class_hist"]),
                                    ("GAN", quality["GAN samples"]["class_hist"]))):
     ax.bar(np.arange(10) + (i - 1) * width, hist, width, label=label)
-ax.axhspan(0.05, 0.15, color="grey", alpha=0.15, lw=0)
+ax.axhspan(*COVERAGE_RANGE, color="grey", alpha=0.15, lw=0)
 ax.set_xticks(range(10))
 ax.set_xlabel("digit predicted by the classifier")
 ax.set_ylabel("share of images")
@@ -490,43 +349,25 @@ ax.legend(fontsize=8)
 fig.tight_layout()
 
 # %%
-gan_hist = quality["GAN samples"]["class_hist"]
-met = bool(((gan_hist >= 0.05) & (gan_hist <= 0.15)).all())
 vq, gq, floor = quality["VAE samples"], quality["GAN samples"], quality["real (training images)"]
-print(f"classifier test accuracy: {classifier_accuracy:.2%}")
+print(f"classifier test accuracy: {classifier_acc:.2%}")
 for label in ("VAE", "GAN"):
-    ink, real_ink = samples[label].mean().item(), real_test.mean().item()
-    spread = samples[label].std(0).mean().item()     # how much samples differ from one another
-    collapsed = spread < 0.02 or ink < 0.2 * real_ink
-    state = "collapsed (near-identical or blank samples)" if collapsed else "not collapsed"
-    print(f"{label}: mean ink {ink:.3f} (real digits {real_ink:.3f}), spread between samples {spread:.3f}: {state}")
-print(f"coverage target (every digit 5-15% of GAN samples): {'met' if met else 'NOT met'}; "
-      f"GAN digit shares range from {gan_hist.min():.1%} to {gan_hist.max():.1%}")
+    c = collapse_check(samples[label], real_test)
+    print(f"{label}: mean ink {c['ink']:.3f} (real digits {c['real_ink']:.3f}), spread between samples "
+          f"{c['spread']:.3f}: {c['verdict']}")
+print(f"coverage target (every digit {COVERAGE_RANGE[0] * 100:.0f}-{COVERAGE_RANGE[1]:.0%} of GAN samples): "
+      f"{'met' if coverage_met(gq['class_hist']) else 'NOT met'}; "
+      f"GAN digit shares range from {gq['class_hist'].min():.1%} to {gq['class_hist'].max():.1%}")
 print(f"FID (MNIST classifier features), {run.n_samples} images: real-vs-real floor {floor['fid']:.2f}, "
       f"VAE {vq['fid']:.2f}, GAN {gq['fid']:.2f}")
 print(f"precision / recall: VAE {vq['precision']:.3f} / {vq['recall']:.3f}, "
       f"GAN {gq['precision']:.3f} / {gq['recall']:.3f}")
-
-
-def leader(gan_value, vae_value, higher_is_better=True):
-    if abs(gan_value - vae_value) < 1e-3:
-        return "tie"
-    return "GAN" if (gan_value > vae_value) == higher_is_better else "VAE"
-
-
-better_fid = leader(gq["fid"], vq["fid"], higher_is_better=False)
-better_precision, better_recall = leader(gq["precision"], vq["precision"]), leader(gq["recall"], vq["recall"])
-print(f"lower FID: {better_fid}; higher precision: {better_precision}; higher recall: {better_recall}")
+print(f"lower FID: {leader({'GAN': gq['fid'], 'VAE': vq['fid']}, higher_is_better=False)}; "
+      f"higher precision: {leader({'GAN': gq['precision'], 'VAE': vq['precision']})}; "
+      f"higher recall: {leader({'GAN': gq['recall'], 'VAE': vq['recall']})}")
 calib = {k: v["fid"] for k, v in quality.items() if k.startswith("real")}
-for label in ("VAE", "GAN"):
-    fid = quality[f"{label} samples"]["fid"]
-    worse_than = [k for k, v in calib.items() if v < fid]
-    if len(worse_than) == len(calib):
-        print(f"{label} samples' FID ({fid:.1f}) is worse than every calibration row")
-    else:
-        better_than = [k for k, v in calib.items() if v >= fid]
-        print(f"{label} samples' FID ({fid:.1f}) is worse than {len(worse_than)} calibration row(s) and at least "
-              f"as good as: {', '.join(better_than)}")
+for label, q in (("VAE", vq), ("GAN", gq)):
+    print(f"{label} samples' FID ({q['fid']:.1f}) is {fid_standing(q['fid'], calib)}")
 
 # %% [markdown]
 # ## Reading the results

@@ -1,13 +1,21 @@
 """The GAN-vs-VAE study's four networks against the spec (shapes and parameter counts worked out by hand
-below), and the GAN's training step."""
+below), the GAN's training step, and the chapter's models declared as jobs."""
+
+import pickle
+from functools import partial
 
 import pytest
 import torch
 from torch import nn
 
+from vaebook import chapters
+from vaebook.chapters import gan_vs_vae
+from vaebook.classifier import MNISTClassifier
 from vaebook.config import ParameterError
 from vaebook.gan import GAN, Discriminator, Generator
+from vaebook.jobs import Hooks, Job, run_job
 from vaebook.models import VAE, ConvDecoder, ConvEncoder, VAEConfig, count_parameters
+from vaebook.sample_analysis import fid_tracker, samples_snapshot
 from vaebook.train import fit
 
 
@@ -147,3 +155,59 @@ def test_gan_rejects_bad_config():
     with pytest.raises(ParameterError, match="dropout"):
         GAN(dropout=1.0)
 
+
+
+def _tracking_hooks(reference, device):
+    return Hooks(epoch_end=fid_tracker(MNISTClassifier().eval(), reference, n_samples=8, seed=1),
+                 snapshot=samples_snapshot(4, seed=2))
+
+
+def test_gan_job_with_the_chapter_hooks(tmp_path):
+    x = torch.rand(32, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    job = Job(name="gan-hooks", model=GAN, data=partial(tuple, (x, None)), epochs=2, batch_size=16, lr=2e-4,
+              device="cpu", hooks=partial(_tracking_hooks, x[:10]))
+    res = run_job(pickle.loads(pickle.dumps(job)), cache=tmp_path)
+    assert list(res.history["fid_8"].notna()) == [True, True] and (res.history["fid_8"] > 0).all()
+    # the last snapshot is the trained generator's samples from the snapshot's seeded noise
+    assert len(res.snapshots["samples"]) == 2
+    assert torch.equal(res.snapshots["samples"][-1], res.model.sample(4, torch.Generator().manual_seed(2)))
+    assert not torch.equal(res.snapshots["samples"][0], res.snapshots["samples"][1])   # the generator learned
+    again = run_job(job, cache=tmp_path)
+    assert again.loaded and again.history.drop(columns="seconds").equals(res.history.drop(columns="seconds"))
+
+
+def test_chapter_declares_classifier_vae_and_gan():
+    run = chapters.resolve("gan_vs_vae", "smoke")
+    jobs = gan_vs_vae.jobs(run)
+    assert [j.name for j in jobs] == ["mnist-classifier", "gan_vs_vae-vae", "gan_vs_vae-gan"]  # classifier first
+    clf_job, vae_job, gan_job = pickle.loads(pickle.dumps(jobs))
+    assert (clf_job.epochs, clf_job.lr_schedule, clf_job.data_key["subset"]) == (1, "onecycle", 5000)
+    assert vae_job.extra_key == gan_job.extra_key == {
+        "tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), 1, 5000, 0], "n_track": 500,
+        "reference": 300}
+    assert vae_job.model().config == VAEConfig(latent_size=16, arch="conv", loss_reduction="sum")
+    assert (gan_job.epochs, gan_job.batch_size, gan_job.lr) == (2, 64, 2e-4)
+    vae_x, _ = vae_job.data()
+    gan_x, _ = gan_job.data()
+    assert len(vae_x) == 1000 and torch.equal(gan_x, vae_x[:256])    # the GAN's images are the VAE's first
+
+
+def test_chapter_profiles_reject_what_the_notebook_rejected():
+    with pytest.raises(ParameterError, match="vae_train_subset must be an integer >= 100"):
+        chapters.resolve("gan_vs_vae", "smoke", {"vae_train_subset": 50})
+    with pytest.raises(ParameterError, match="gan_batch_size must be an integer >= 2"):
+        chapters.resolve("gan_vs_vae", "smoke", {"gan_batch_size": 1})
+    with pytest.raises(ParameterError, match="n_samples must be an integer >= 100 and <= 10,000"):
+        chapters.resolve("gan_vs_vae", "smoke", {"n_samples": 20000})
+    with pytest.raises(ParameterError, match=r"vae_loss must be one of \['sum', 'mean'\]"):
+        chapters.resolve("gan_vs_vae", "smoke", {"vae_loss": "max"})
+
+
+def test_sample_in_batches_on_the_cpu():
+    gan = GAN().train()
+    whole = gan.sample(7, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(gan.sample(7, torch.Generator().manual_seed(0), batch_size=3), whole)
+    z = torch.randn(7, 100, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(whole, torch.sigmoid(gan.generator(z)).detach())   # the noise the seed gives
+    assert whole.device.type == "cpu" and gan.training                               # mode restored
+    assert gan.sample(0).shape == (0, 1, 28, 28)

@@ -166,6 +166,28 @@ def test_classifier_learns_above_chance():
         assert torch.equal(p, q)
 
 
+def test_classifier_job_keeps_the_checkpoint_of_the_direct_fit(tmp_path):
+    """classifier_job names the same checkpoint as the fit call get_classifier made before it became a job
+    (so caches trained then still load), and pickles (a Job may be sent to another process)."""
+    import pickle
+
+    from vaebook.data import mnist_splits
+    from vaebook.jobs import run_job
+    from vaebook.train import fit
+
+    train = mnist_splits(train_subset=500, seed=3)["train"]
+    direct = fit(classifier.MNISTClassifier, train.x, train.y, epochs=2, batch_size=128, lr=3e-3, seed=3,
+                 device="cpu", name="mnist-classifier", lr_schedule="onecycle", cache=tmp_path, stop_after=0,
+                 data_key={"set": train.description, "subset": 500, "n": len(train)})
+    job = classifier.classifier_job(epochs=2, train_subset=500, seed=3, device="cpu")
+    assert direct.path.name.startswith("mnist-classifier-")
+    assert run_job(pickle.loads(pickle.dumps(job)), cache=tmp_path, stop_after=0).path == direct.path
+    other = classifier.classifier_job(epochs=3, train_subset=500, seed=3, device="cpu")
+    assert run_job(other, cache=tmp_path, stop_after=0).path != direct.path
+    x, y = job.data()
+    assert torch.equal(x, train.x) and torch.equal(y, train.y)
+
+
 def test_sample_quality_keys_and_identity():
     torch.manual_seed(0)
     clf = classifier.MNISTClassifier().eval()

@@ -1,13 +1,17 @@
 """The book's MNIST classifier: a small CNN whose penultimate layer is the feature space of the
-sample-quality measures (:mod:`vaebook.quality`), and the helpers that apply it in batches."""
+sample-quality measures (:mod:`vaebook.quality`), its training job, and the helpers that apply it in
+batches."""
 
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .evaluate import batched
+from .jobs import Job, run_job
 from .metrics import as_nchw
 
 CLASSIFIER_NAME = "mnist-classifier"
@@ -79,6 +83,30 @@ def classifier_accuracy(classifier: MNISTClassifier, x: torch.Tensor, y: torch.T
     return (classifier_probs(classifier, x).argmax(1) == y.cpu()).float().mean().item()
 
 
+def _training_images(train_subset: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's training images and labels: all of MNIST's, or a seeded subset."""
+    from .data import mnist_splits
+
+    train = mnist_splits(train_subset=train_subset, seed=seed)["train"]
+    return train.x, train.y
+
+
+def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int = 0, device: str = "auto",
+                   batch_size: int = 128, lr: float = 3e-3) -> Job:
+    """The book's MNIST classifier as a training job (see :func:`get_classifier` for the recipe).
+
+    Chapters that pass the same arguments share one checkpoint (name ``"mnist-classifier"``, the data
+    identified by its description and size), so their metrics use the same features; a chapter lists this
+    job first in ``jobs(run)`` when its other jobs' hooks use the classifier.
+    """
+    from .data import mnist_splits
+
+    train = mnist_splits(train_subset=train_subset, seed=seed)["train"]
+    return Job(name=CLASSIFIER_NAME, model=MNISTClassifier, data=partial(_training_images, train_subset, seed),
+               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, lr_schedule="onecycle",
+               data_key={"set": train.description, "subset": train_subset, "n": len(train)})
+
+
 def get_classifier(epochs: int = 5, train_subset: int | None = None, seed: int = 0,
                    device: str = "auto", batch_size: int = 128, lr: float = 3e-3
                    ) -> tuple[MNISTClassifier, float]:
@@ -86,18 +114,12 @@ def get_classifier(epochs: int = 5, train_subset: int | None = None, seed: int =
 
     Trained with Adam on cross-entropy over randomly shifted MNIST training images (all 60,000, or a
     seeded subset of ``train_subset``), the learning rate following a one-cycle schedule that peaks at
-    ``lr``; the accuracy is measured on all 10,000 test images. Chapters that pass the same
-    arguments share one checkpoint (name ``"mnist-classifier"``), so their metrics use the same features.
+    ``lr``; the accuracy is measured on all 10,000 test images. It runs :func:`classifier_job`, so a
+    chapter that trained that job already loads it from the cache.
     """
     from .data import mnist_splits
-    from .train import fit
 
-    splits = mnist_splits(train_subset=train_subset, seed=seed)
-    train, test = splits["train"], splits["test"]
-    result = fit(MNISTClassifier, train.x, train.y, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                 device=device, name=CLASSIFIER_NAME, lr_schedule="onecycle",
-                 data_key={"set": train.description, "subset": train_subset, "n": len(train)})
+    result = run_job(classifier_job(epochs, train_subset, seed, device, batch_size, lr))
     classifier = result.model.eval()
+    test = mnist_splits(seed=seed)["test"]
     return classifier, classifier_accuracy(classifier, test.x, test.y)
-
-

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import ParameterError
+from .evaluate import decode
 
 NOISE_SIZE = 100
 
@@ -162,13 +163,9 @@ class GAN(nn.Module):
                 "d_acc_real": (logit_real > 0).float().mean().item(),
                 "d_acc_fake": (logit_fake < 0).float().mean().item()}
 
-    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None, batch_size: int = 1000) -> torch.Tensor:
-        """``n`` generated images in [0, 1], (n, 1, 28, 28); seeded by ``generator`` when given."""
-        was_training = self.training
-        self.eval()
-        z = self.noise(n, generator)
-        out = torch.cat([self.decode(z[i:i + batch_size]) for i in range(0, n, batch_size)]) if n else \
-            torch.empty(0, 1, 28, 28, device=z.device)
-        self.train(was_training)
-        return out
+        """``n`` generated images in [0, 1], (n, 1, 28, 28), on the CPU; seeded by ``generator`` when given.
+        The generator runs in eval mode, in batches of ``batch_size`` (:func:`vaebook.evaluate.decode`)."""
+        if n == 0:
+            return torch.empty(0, 1, 28, 28)
+        return decode(self, self.noise(n, generator), batch_size)
