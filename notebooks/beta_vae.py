@@ -23,7 +23,7 @@
 # ## The β-VAE objective
 #
 # With the usual Gaussian encoder $q_\phi(z\mid x) = \mathcal N(\mu_\phi(x), \operatorname{diag}\sigma_\phi^2(x))$,
-# prior $p(z) = \mathcal N(0, I_d)$ and Bernoulli decoder, the β-VAE (Higgins et al. 2017) minimises per
+# prior $p(z) = \mathcal N(0, I_d)$ and Bernoulli decoder, the β-VAE {cite}`higgins2017betavae` minimises per
 # image
 #
 # $$
@@ -32,7 +32,7 @@
 # $$
 #
 # so $\beta = 1$ is the negative ELBO. Smaller β buys sharper reconstructions with a latent space that
-# strays from the prior; larger β the reverse. In the rate–distortion reading (Alemi et al. 2018) the KL
+# strays from the prior; larger β the reverse. In the rate–distortion reading {cite}`alemi2018fixing` the KL
 # is the number of nats the code carries about the image, and β is the price of one nat.
 #
 # ## What β did the source use?
@@ -91,44 +91,9 @@ seed = None
 device = None          # "auto", "cpu", "cuda", ...
 
 # %%
-from vaebook import beta_vae as bv
-from vaebook.config import ParameterError, resolve
+from vaebook.config import chapter_params
 
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(f"{name} must be an integer >= 1, got {value!r}; pass e.g. -p {name} 10")
-
-
-def _positive_number(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
-        raise ParameterError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _tsne_points(name, value):
-    _positive_int(name, value)
-    if value < 50:
-        raise ParameterError(f"{name} must be at least 50 for a meaningful t-SNE, got {value!r}")
-
-
-PROFILES = {
-    "smoke": dict(latent_sizes=[5, 20], betas=["source", 1.0], epochs=1, batch_size=32, lr=1e-3,
-                  train_subset=1000, val_fraction=0.2, test_subset=500, representatives=10,
-                  decoder_steps=10, decoder_lr=0.1, tsne_points=200, seed=0, device="auto"),
-    "default": dict(latent_sizes=[5, 10, 15, 20], betas=["source", 1.0], epochs=4, batch_size=32, lr=1e-3,
-                    train_subset=8000, val_fraction=0.2, test_subset=None, representatives=10,
-                    decoder_steps=100, decoder_lr=0.1, tsne_points=2000, seed=0, device="auto"),
-    "full": dict(latent_sizes=[5, 10, 15, 20], betas=["source", 0.5, 1.0, 2.0], epochs=15, batch_size=32,
-                 lr=1e-3, train_subset=None, val_fraction=0.2, test_subset=None, representatives=10,
-                 decoder_steps=300, decoder_lr=0.1, tsne_points=5000, seed=0, device="auto"),
-}
-run = resolve("beta_vae", PROFILES, profile, extra_validators={
-    "betas": bv.validate_betas, "representatives": _positive_int, "decoder_steps": _positive_int,
-    "decoder_lr": _positive_number, "tsne_points": _tsne_points},
-    latent_sizes=latent_sizes, betas=betas, epochs=epochs, batch_size=batch_size, lr=lr,
-    train_subset=train_subset, val_fraction=val_fraction, test_subset=test_subset,
-    representatives=representatives, decoder_steps=decoder_steps, decoder_lr=decoder_lr,
-    tsne_points=tsne_points, seed=seed, device=device)
+run = chapter_params("beta_vae", profile, globals())
 run
 
 # %% [markdown]
@@ -151,17 +116,17 @@ import seaborn as sns
 import torch
 from IPython.display import display
 
-from vaebook import data, plots
-from vaebook.metrics import mse
-from vaebook.models import VAE, VAEConfig, count_parameters
-from vaebook.train import fit
+from vaebook import beta_vae as bv
+from vaebook import plots
+from vaebook.chapters import beta_vae as chapter
+from vaebook.evaluate import latent_separation
+from vaebook.jobs import train_all
+from vaebook.models import count_parameters
 
-splits = data.mnist_splits(train_subset=run.train_subset, test_subset=run.test_subset,
-                           val_fraction=run.val_fraction, seed=run.seed)
-train, val, test = splits["train"], splits["val"], splits["test"]
-reps = bv.representative_indices(test.y, run.representatives, seed=run.seed)
+sets = chapter.chapter_data(run.params)
+test, reps, sample_idx = sets.test, sets.reps, sets.sample_idx  # sample_idx: for t-SNE, separation, rate
 dev = run.torch_device
-pd.DataFrame({"images": [len(train), len(val), len(test), len(reps)]},
+pd.DataFrame({"images": [len(sets.train), len(sets.val), len(test), len(reps)]},
              index=["training", "validation", "test", f"representative test images ({run.representatives} per digit)"])
 
 # %% [markdown]
@@ -184,22 +149,11 @@ fig.tight_layout()
 # are cached, keyed by all settings.
 
 # %%
-models, histories, rows = {}, {}, []
-for d in run.latent_sizes:
-    for b in run.betas:
-        beta = bv.resolve_beta(b, d)
-        label = bv.beta_label(b, d)
-        result = fit(lambda d=d, beta=beta: VAE(VAEConfig(latent_size=d, arch="conv", beta=beta)),
-                     train.x, train.y, epochs=run.epochs, batch_size=run.batch_size, lr=run.lr,
-                     seed=run.seed, device=run.device, name=f"beta_vae-d{d}-beta{beta:.4f}",
-                     extra_key={"tracker": "beta-vae-loss-v1", "val": len(val)},
-                     epoch_end=bv.loss_tracker({"val": val.x.to(dev)}))
-        models[d, str(b)] = result.model
-        histories[d, str(b)] = result.history
-        rows.append({"latent size": d, "β": label, "parameters": count_parameters(result.model),
-                     "seconds per epoch (median)": round(result.seconds_per_epoch, 2),
-                     "from cache": result.loaded})
-pd.DataFrame(rows).set_index(["latent size", "β"])
+grid = chapter.settings(run)
+results = dict(zip(grid, train_all(chapter.jobs(run))))
+models = {s: r.model for s, r in results.items()}
+bv.grid_table({s: {"parameters": count_parameters(r.model), "seconds per epoch (median)": round(r.seconds_per_epoch, 2),
+                   "from cache": r.loaded} for s, r in results.items()})
 
 # %% [markdown]
 # ## Per-digit reconstruction quality
@@ -211,29 +165,17 @@ pd.DataFrame(rows).set_index(["latent size", "β"])
 # MSE (it is higher, by Jensen's inequality).
 
 # %%
-g = torch.Generator().manual_seed(run.seed)
-sample_idx = torch.randperm(len(test), generator=g)[:min(run.tsne_points, len(test))]  # for t-SNE, rate
-full_recon, per_digit_all, per_digit_reps, rate_dist = {}, {}, {}, {}
-for key, model in models.items():
-    x_hat = model.reconstruct(test.x.to(dev)).cpu()
-    full_recon[key] = x_hat
-    per_digit_all[key] = bv.per_digit_metrics(test.x, x_hat, test.y)
-    per_digit_reps[key] = bv.per_digit_metrics(test.x[reps], x_hat[reps], test.y[reps])
-    rate_dist[key] = bv.rate_distortion(model, test.x[sample_idx], x_hat=x_hat[sample_idx], seed=run.seed)
+full_recon = {s: m.reconstruct(test.x.to(dev)).cpu() for s, m in models.items()}
+per_digit_all = {s: bv.per_digit_metrics(test.x, x_hat, test.y) for s, x_hat in full_recon.items()}
+per_digit_reps = {s: bv.per_digit_metrics(test.x[reps], x_hat[reps], test.y[reps]) for s, x_hat in full_recon.items()}
 
-
-def digit_by_size(tables, metric, beta):
-    """digit × latent size frame of one metric at one β-grid entry."""
-    return pd.DataFrame({d: tables[d, str(beta)][metric] for d in run.latent_sizes}).rename_axis(
-        index="digit", columns="latent size")
-
-
-heat_betas = [b for b in run.betas if str(b) in ("source", "1.0", "1")] or list(run.betas[:2])
-panels = [(per_digit_all, b, "all test images") for b in heat_betas] + [(per_digit_reps, run.betas[0], f"{run.representatives} representatives")]
+heat_betas = [b for b in run.betas if b in ("source", 1.0)] or list(run.betas[:2])
+panels = ([(per_digit_all, b, "all test images") for b in heat_betas]
+          + [(per_digit_reps, run.betas[0], f"{run.representatives} representatives")])
 for metric, fmt, cmap in (("psnr", ".1f", "viridis"), ("mse", ".3f", "viridis_r")):
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2))
     for ax, (tables, b, which) in zip(np.atleast_1d(axes), panels):
-        sns.heatmap(digit_by_size(tables, metric, b), annot=True, fmt=fmt, cmap=cmap, cbar=False, ax=ax,
+        sns.heatmap(bv.digit_by_size(tables, metric, b), annot=True, fmt=fmt, cmap=cmap, cbar=False, ax=ax,
                     annot_kws={"fontsize": 8})
         ax.set_title(f"{metric.upper()}, β = {'source β_eff(d)' if b == 'source' else b}, {which}", fontsize=9)
     fig.tight_layout()
@@ -244,16 +186,9 @@ for metric, fmt, cmap in (("psnr", ".1f", "viridis"), ("mse", ".3f", "viridis_r"
 # and over the ten representatives of each digit.
 
 # %%
-long_rows = []
-for (d, b), table in per_digit_all.items():
-    reps_table = per_digit_reps[d, b]
-    for digit in table.index:
-        long_rows.append({"latent size": d, "β": bv.beta_label(b if b == "source" else float(b), d),
-                          "digit": digit, "PSNR all": table.loc[digit, "psnr"], "MSE all": table.loc[digit, "mse"],
-                          "PSNR 10 reps": reps_table.loc[digit, "psnr"], "MSE 10 reps": reps_table.loc[digit, "mse"],
-                          "test images": table.loc[digit, "images"]})
-per_digit_long = pd.DataFrame(long_rows)
-wide = per_digit_long.pivot_table(index="digit", columns=["β", "latent size"], values=["PSNR all", "MSE all", "PSNR 10 reps"])
+per_digit_long = bv.per_digit_long(per_digit_all, per_digit_reps)
+wide = per_digit_long.pivot_table(index="digit", columns=["β", "latent size"],
+                                  values=["PSNR all", "MSE all", "PSNR 10 reps"])
 wide.style.format(precision=3)
 
 # %% [markdown]
@@ -265,17 +200,10 @@ wide.style.format(precision=3)
 # with the per-digit MSE says how much of the ordering it explains.
 
 # %%
-from scipy.stats import spearmanr  # noqa: E402
-
-ink = pd.Series({c: test.x[test.y == c].mean().item() for c in range(10)}, name="mean ink")
-mean_psnr = per_digit_long.groupby("digit")["PSNR all"].mean()
-mean_mse = per_digit_long.groupby("digit")["MSE all"].mean()
-order = mean_psnr.sort_values(ascending=False)
-rho = spearmanr(ink.loc[mean_mse.index], mean_mse).statistic
-display(pd.DataFrame({"mean PSNR over models (dB)": mean_psnr, "mean MSE over models": mean_mse,
-                      "mean pixel intensity": ink}).loc[order.index].style.format(precision=4))
-print(f"easiest digits (highest PSNR, averaged over all models): {list(order.index[:2])}; "
-      f"hardest: {list(order.index[-2:])}")
+difficulty, rho = bv.digit_difficulty(per_digit_long, test.x, test.y)
+display(difficulty.style.format(precision=4))
+print(f"easiest digits (highest PSNR, averaged over all models): {list(difficulty.index[:2])}; "
+      f"hardest: {list(difficulty.index[-2:])}")
 print(f"Spearman correlation between a digit's ink and its MSE: {rho:.2f}")
 
 # %% [markdown]
@@ -295,29 +223,20 @@ print(f"Spearman correlation between a digit's ink and its MSE: {rho:.2f}")
 # each epoch, as Keras reports it) and the validation loss after each epoch, for every β.
 
 # %%
-sel_rows = []
-for (d, b), hist in histories.items():
-    sel_rows.append({"latent size": d, "β": b, "β value": bv.resolve_beta(b if b == "source" else float(b), d),
-                     "validation −ELBO (nats)": float(hist["val_neg_elbo"].iloc[-1]),
-                     "validation loss L_β": float(hist["val_loss"].iloc[-1])})
-selection = pd.DataFrame(sel_rows)
-best_row = selection.loc[selection["validation −ELBO (nats)"].idxmin()]
-chosen = (int(best_row["latent size"]), str(best_row["β"]))
-chosen_d = chosen[0]
-
-fig, axes = plt.subplots(1, len(run.betas), figsize=(4.5 * len(run.betas), 3.4), squeeze=False)
-for ax, b in zip(axes[0], run.betas):
-    hist = histories[chosen_d, str(b)]
+selection, chosen = bv.model_selection({s: r.history for s, r in results.items()})
+same_size = [s for s in grid if s.d == chosen.d]
+fig, axes = plt.subplots(1, len(same_size), figsize=(4.5 * len(same_size), 3.4), squeeze=False)
+for ax, s in zip(axes[0], same_size):
+    hist = results[s].history
     ax.plot(hist["epoch"], hist["loss"], "o-", label="training")
     ax.plot(hist["epoch"], hist["val_loss"], "s--", label="validation")
-    ax.set_title(f"d = {chosen_d}, β = {bv.beta_label(b if b == 'source' else float(b), chosen_d)}", fontsize=10)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss L_β (nats per image)")
+    ax.set_title(f"d = {chosen.d}, β = {s.label}", fontsize=10)
+    ax.set(xlabel="epoch", ylabel="loss L_β (nats per image)")
     ax.legend(frameon=False)
 fig.tight_layout()
 plt.show()
-last = histories[chosen[0], chosen[1]].iloc[-1]
-print(f"chosen model: d = {chosen_d}, β = {bv.beta_label(chosen[1] if chosen[1] == 'source' else float(chosen[1]), chosen_d)}; "
+last = results[chosen].history.iloc[-1]
+print(f"chosen model: d = {chosen.d}, β = {chosen.label}; "
       f"final training loss {last['loss']:.2f}, validation loss {last['val_loss']:.2f} nats "
       f"(gap {last['val_loss'] - last['loss']:+.2f})")
 
@@ -328,38 +247,30 @@ print(f"chosen model: d = {chosen_d}, β = {bv.beta_label(chosen[1] if chosen[1]
 #
 # ## The latent space: t-SNE and a number beside it
 #
-# t-SNE (van der Maaten & Hinton 2008) places points in 2-D so that near neighbours stay near; it
+# t-SNE {cite}`vandermaaten2008tsne` places points in 2-D so that near neighbours stay near; it
 # exaggerates clusters and its distances between clusters mean little, so a tidy picture proves nothing
 # by itself. Beside it we measure separation in the full latent space: the 5-fold cross-validated
 # accuracy of a 5-nearest-neighbour classifier on the latent means (chance ≈ 10%) and the silhouette
-# coefficient of the digit labels (1: tight, well-apart clusters; 0: overlapping). We embed the latent
-# means $\mu(x)$ of a fixed random sample of test images (the source embedded sampled codes $z$, which
-# adds the encoder's noise to the picture).
+# coefficient {cite}`rousseeuw1987silhouettes` of the digit labels (1: tight, well-apart clusters; 0:
+# overlapping). We embed the latent means $\mu(x)$ of a fixed random sample of test images (the source
+# embedded sampled codes $z$, which adds the encoder's noise to the picture).
 
 # %%
-tsne_idx = sample_idx
-sep_rows = []
-codes = {}
-for (d, b), model in models.items():
-    codes[d, b] = model.latent_means(test.x[tsne_idx].to(dev)).cpu()
-    s = bv.separation_scores(codes[d, b], test.y[tsne_idx], seed=run.seed)
-    sep_rows.append({"latent size": d, "β": bv.beta_label(b if b == "source" else float(b), d),
-                     "5-NN accuracy": s["knn_accuracy"], "silhouette": s["silhouette"]})
-separation = pd.DataFrame(sep_rows).set_index(["latent size", "β"])
+codes = {s: m.latent_means(test.x[sample_idx].to(dev)).cpu() for s, m in models.items()}
+separation = bv.grid_table({s: latent_separation(c, test.y[sample_idx], seed=run.seed) for s, c in codes.items()})
+separation = separation.rename(columns={"knn_accuracy": "5-NN accuracy"})
 
 emb = bv.tsne_embedding(codes[chosen], seed=run.seed)
 fig, ax = plt.subplots(figsize=(6, 5.5))
 for c in range(10):
-    m = (test.y[tsne_idx] == c).numpy()
+    m = (test.y[sample_idx] == c).numpy()
     ax.scatter(emb[m, 0], emb[m, 1], s=4, color=plots.DIGIT_COLORS(c), label=str(c), linewidths=0)
-    cx, cy = np.median(emb[m], axis=0)
-    ax.text(cx, cy, str(c), fontsize=14, weight="bold", ha="center", va="center")
-s_chosen = separation.loc[(chosen_d, bv.beta_label(chosen[1] if chosen[1] == "source" else float(chosen[1]), chosen_d))]
-ax.set_title(f"t-SNE of {len(tsne_idx)} test latent means, d = {chosen_d}\n"
+    ax.text(*np.median(emb[m], axis=0), str(c), fontsize=14, weight="bold", ha="center", va="center")
+s_chosen = separation.loc[(chosen.d, chosen.label)]
+ax.set_title(f"t-SNE of {len(sample_idx)} test latent means, d = {chosen.d}\n"
              f"5-NN accuracy {s_chosen['5-NN accuracy']:.1%}, silhouette {s_chosen['silhouette']:.2f} "
              "(in the latent space)", fontsize=10)
-ax.set_xticks([])
-ax.set_yticks([])
+ax.set(xticks=[], yticks=[])
 ax.legend(markerscale=4, fontsize=7, ncol=2, frameon=False, loc="best")
 fig.tight_layout()
 plt.show()
@@ -385,34 +296,23 @@ separation.style.format(precision=3)
 # the model's own objective with the posterior shrunk to a point (the second term is $\beta\,(-\log p(z))$
 # up to a constant), through the frozen decoder. The difference in MSE and PSNR between this
 # decoder-only reconstruction and the full VAE's (encode, mean, decode) is the amortisation gap of
-# Cremer et al. (2018), measured in pixels rather than nats. It is computed at the source's effective β,
-# one model per latent size, on the representative images.
+# {cite:t}`cremer2018inference`, measured in pixels rather than nats. It is computed at the source's
+# effective β, one model per latent size, on the representative images.
 
 # %%
-dec_rows, dec_recon = [], {}
-gap_beta = "source" if "source" in map(str, run.betas) else str(run.betas[0])
-for d in run.latent_sizes:
-    model = models[d, gap_beta]
-    x = test.x[reps]
-    z, objective = bv.decoder_only_latents(model, x, steps=run.decoder_steps, lr=run.decoder_lr,
-                                           prior_weight=model.config.beta, init="zeros", seed=run.seed)
-    dec_recon[d] = bv.decode_codes(model, z)
-    gap = bv.amortisation_gap(x, full_recon[d, gap_beta][reps], dec_recon[d])
-    enc_objective = bv.encoder_objective(model, x, model.config.beta)
-    gap["objective J: encoder"] = enc_objective.mean().item()
-    gap["objective J: decoder-only"] = objective.mean().item()
-    gap["images where decoder-only is better (MSE)"] = (
-        (mse(x, dec_recon[d]) < mse(x, full_recon[d, gap_beta][reps])).float().mean().item())
-    dec_rows.append({"latent size": d, **gap})
-gaps = pd.DataFrame(dec_rows).set_index("latent size")
+gap_beta = "source" if "source" in run.betas else run.betas[0]
+gap_settings = {s.d: s for s in grid if s.name == gap_beta}  # one model per latent size
+x = test.x[reps]
+gaps, dec_recon = bv.amortisation_table({d: models[s] for d, s in gap_settings.items()}, x,
+                                        {d: full_recon[s][reps] for d, s in gap_settings.items()},
+                                        steps=run.decoder_steps, lr=run.decoder_lr, seed=run.seed)
 display(gaps.style.format(precision=4))
 
 first_of_each = torch.arange(10) * run.representatives  # the first representative of each digit
-fig, axes = plt.subplots(len(run.latent_sizes) * 2 + 1, 1, figsize=(6, 0.75 * (2 * len(run.latent_sizes) + 1)))
-plots.image_grid(test.x[reps][first_of_each], nrow=10, ax=axes[0], title="originals")
-for i, d in enumerate(run.latent_sizes):
-    plots.image_grid(full_recon[d, gap_beta][reps][first_of_each], nrow=10, ax=axes[1 + 2 * i],
-                     title=f"full VAE, d = {d}")
+fig, axes = plt.subplots(len(gap_settings) * 2 + 1, 1, figsize=(6, 0.75 * (2 * len(gap_settings) + 1)))
+plots.image_grid(x[first_of_each], nrow=10, ax=axes[0], title="originals")
+for i, (d, s) in enumerate(gap_settings.items()):
+    plots.image_grid(full_recon[s][reps][first_of_each], nrow=10, ax=axes[1 + 2 * i], title=f"full VAE, d = {d}")
     plots.image_grid(dec_recon[d][first_of_each], nrow=10, ax=axes[2 + 2 * i], title=f"decoder-only, d = {d}")
 fig.tight_layout()
 plt.show()
@@ -423,11 +323,11 @@ print("PSNR gap (decoder-only − full VAE), dB: "
 # A positive PSNR gap means the encoder leaves reconstruction quality on the table: the decoder can
 # represent a better reconstruction than the code the encoder gives it. The objective $J$ columns show
 # the same in the model's own currency. The gap comes from two sources: the encoder's limited capacity
-# and training (Cremer et al.'s amortisation error), and the fact that the encoder was trained for a
-# *sampled* code with spread $\sigma$, while the search optimises one point. Where the decoder-only
-# search is worse on some images, it has stopped in a poor local minimum (it starts from $z = 0$, not
-# from a good guess) or has not converged in the fixed number of steps; the share of images where it wins
-# is in the table.
+# and training (the amortisation error of {cite:t}`cremer2018inference`), and the fact that the encoder
+# was trained for a *sampled* code with spread $\sigma$, while the search optimises one point. Where the
+# decoder-only search is worse on some images, it has stopped in a poor local minimum (it starts from
+# $z = 0$, not from a good guess) or has not converged in the fixed number of steps; the share of images
+# where it wins is in the table.
 #
 # ## Rate and distortion across β
 #
@@ -437,13 +337,11 @@ print("PSNR gap (decoder-only − full VAE), dB: "
 # latent size; the labels give β.
 
 # %%
-rd = pd.DataFrame([{"latent size": d, "β": bv.beta_label(b if b == "source" else float(b), d),
-                    "β value": bv.resolve_beta(b if b == "source" else float(b), d), **v}
-                   for (d, b), v in rate_dist.items()])
+rd = bv.rate_distortion_table(models, test.x[sample_idx], {s: x_hat[sample_idx] for s, x_hat in full_recon.items()},
+                              seed=run.seed)
 fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-palette = sns.color_palette("viridis", len(run.latent_sizes))
-for colour, d in zip(palette, run.latent_sizes):
-    part = rd[rd["latent size"] == d].sort_values("rate")
+for colour, d in zip(sns.color_palette("viridis", len(run.latent_sizes)), run.latent_sizes):
+    part = rd.loc[d].sort_values("rate")
     for ax, y in zip(axes, ("distortion", "mse")):
         ax.plot(part["rate"], part[y], "o-", color=colour, label=f"d = {d}")
         for _, r in part.iterrows():
@@ -456,15 +354,14 @@ for ax in axes:
     ax.legend(frameon=False)
 fig.tight_layout()
 plt.show()
-display(rd.set_index(["latent size", "β"]).drop(columns="β value").style.format(precision=3))
+display(rd.drop(columns="β value").style.format(precision=3))
 for d in run.latent_sizes:
-    part = rd[rd["latent size"] == d].sort_values("β value")
-    lo, hi = part.iloc[0], part.iloc[-1]
+    lo, hi = rd.loc[d].sort_values("β value").iloc[[0, -1]].to_dict("records")
     print(f"d = {d}: β {lo['β value']:.3g} → rate {lo['rate']:.1f} nats, MSE {lo['mse']:.4f}; "
           f"β {hi['β value']:.3g} → rate {hi['rate']:.1f} nats, MSE {hi['mse']:.4f}")
 # D is estimated with one sampled code per image: on 5,000 test images the paired standard error of a
 # difference of two models' objectives is about 0.1 nats (measured at d = 5), so smaller gaps are noise.
-suboptimal = bv.suboptimal_models(rd, tolerance=0.5)
+suboptimal = bv.suboptimal_models(rd.reset_index(), tolerance=0.5)
 if suboptimal.empty:
     print("every model is the best of this page's models on its own objective D + β·R (within 0.5 nats)")
 else:
@@ -497,23 +394,23 @@ else:
 # %%
 chosen_model = models[chosen]
 kl_dims = bv.kl_per_dimension(chosen_model, test.x.to(dev))
-top = torch.argsort(kl_dims, descending=True)[:min(8, chosen_d)].tolist()
+top = torch.argsort(kl_dims, descending=True)[:min(8, chosen.d)].tolist()
 values = np.linspace(-3, 3, 9)
 anchor = reps[2 * run.representatives]  # the first representative of digit 2
 z0 = chosen_model.latent_means(test.x[anchor:anchor + 1].to(dev))[0].cpu()
 traversal = bv.latent_traversal(chosen_model, z0, top, values)
 fig, ax = plt.subplots(figsize=(5, 0.6 * len(top) + 0.6))
-plots.image_grid(traversal, nrow=len(values), ax=ax, title=f"d = {chosen_d}: traversals from a test '2'")
+plots.image_grid(traversal, nrow=len(values), ax=ax, title=f"d = {chosen.d}: traversals from a test '2'")
 for row, j in enumerate(top):
     ax.text(-4, 2 + row * 30 + 14, f"z{j} ({kl_dims[j]:.1f})", ha="right", va="center", fontsize=8)
 fig.tight_layout()
 plt.show()
-print(f"dimensions with mean KL > 0.1 nats: {int((kl_dims > 0.1).sum())} of {chosen_d}")
+print(f"dimensions with mean KL > 0.1 nats: {int((kl_dims > 0.1).sum())} of {chosen.d}")
 
 # %% [markdown]
 # Each row changes several properties of the digit at once (its identity, stroke width, slant): the
-# dimensions are not *disentangled* into one factor each. Higgins et al. obtained more factor-aligned
-# dimensions only with β > 1, at a cost in reconstruction, and Locatello et al. (2019) showed that
+# dimensions are not *disentangled* into one factor each. {cite:t}`higgins2017betavae` obtained more factor-aligned
+# dimensions only with β > 1, at a cost in reconstruction, and {cite:t}`locatello2019challenging` showed that
 # without supervision or inductive biases no method is guaranteed to find such factors.
 #
 # ## Choosing a model
@@ -526,12 +423,11 @@ print(f"dimensions with mean KL > 0.1 nats: {int((kl_dims > 0.1).sum())} of {cho
 # gives plausible digits.
 
 # %%
-selection["validation −ELBO (nats)"] = selection["validation −ELBO (nats)"].round(2)
-display(selection.sort_values("validation −ELBO (nats)").set_index(["latent size", "β"]).style.format(precision=3))
-print(f"chosen by validation −ELBO: d = {chosen_d}, β = "
-      f"{bv.beta_label(chosen[1] if chosen[1] == 'source' else float(chosen[1]), chosen_d)} "
-      f"({best_row['validation −ELBO (nats)']:.2f} nats); its test PSNR (mean over digits) is "
-      f"{bv.summarise_per_digit(per_digit_all[chosen])['psnr']:.2f} dB")
+selection = selection.sort_values("validation −ELBO (nats)").round({"validation −ELBO (nats)": 2})
+display(selection.style.format(precision=3))
+print(f"chosen by validation −ELBO: d = {chosen.d}, β = {chosen.label} "
+      f"({selection.loc[(chosen.d, chosen.label), 'validation −ELBO (nats)']:.2f} nats); its test PSNR "
+      f"(mean over digits) is {bv.summarise_per_digit(per_digit_all[chosen])['psnr']:.2f} dB")
 
 # %% [markdown]
 # ## Comparison with the source
@@ -541,31 +437,17 @@ print(f"chosen by validation −ELBO: d = {chosen_d}, β = "
 # numbers from our models trained with $\beta = \beta_{\text{eff}}(d)$:
 
 # %%
-SOURCE = {5: (0.0239, 16.67), 10: (0.0132, 19.17), 15: (0.0091, 20.77), 20: (0.0143, 18.88)}
-cmp_rows = []
-for d in run.latent_sizes:
-    if d not in SOURCE or (d, "source") not in per_digit_all:
-        continue
-    ours = bv.summarise_per_digit(per_digit_all[d, "source"])
-    ours_reps = bv.summarise_per_digit(per_digit_reps[d, "source"])
-    cmp_rows.append({"latent size": d, "β_eff": bv.source_effective_beta(d),
-                     "source MSE": SOURCE[d][0], "our MSE": ours["mse"],
-                     "source PSNR (dB)": SOURCE[d][1], "our PSNR (dB)": ours["psnr"],
-                     "our PSNR, 10 reps (dB)": ours_reps["psnr"],
-                     "PSNR difference (dB)": ours["psnr"] - SOURCE[d][1],
-                     "beats source": ours["psnr"] > SOURCE[d][1]})
-comparison = pd.DataFrame(cmp_rows).set_index("latent size") if cmp_rows else pd.DataFrame()
+comparison = bv.source_comparison(per_digit_all, per_digit_reps)
 if len(comparison):
+    verdict = bv.source_verdict(comparison, per_digit_all)
     display(comparison.style.format(precision=4))
-    holds = bool(comparison["beats source"].all())
     print(f"target (mean per-digit PSNR over all test images beats the source at every latent size, at the "
-          f"source's β_eff, profile '{run.profile}'): {'holds' if holds else 'does NOT hold'} "
-          f"({int(comparison['beats source'].sum())} of {len(comparison)} latent sizes)")
-    best_d = comparison["our PSNR (dB)"].idxmax()
-    print(f"best latent size by test PSNR at β_eff: ours d = {best_d}; source d = 15")
-    easiest = {d: int(per_digit_all[d, "source"]["psnr"].idxmax()) for d in comparison.index}
-    hardest = {d: int(per_digit_all[d, "source"]["psnr"].idxmin()) for d in comparison.index}
-    print(f"easiest digit per latent size: {easiest}; hardest: {hardest} (source: 1 easiest, 8 hardest)")
+          f"source's β_eff, profile '{run.profile}'): {'holds' if verdict['holds'] else 'does NOT hold'} "
+          f"({verdict['beats']} of {verdict['sizes']} latent sizes)")
+    print(f"best latent size by test PSNR at β_eff: ours d = {verdict['best latent size']}; "
+          f"source d = {bv.SOURCE_BEST_LATENT_SIZE}")
+    print(f"easiest digit per latent size: {verdict['easiest']}; hardest: {verdict['hardest']} "
+          f"(source: {bv.SOURCE_EASIEST_DIGIT} easiest, {bv.SOURCE_HARDEST_DIGIT} hardest)")
 else:
     print("the source's β_eff or latent sizes 5/10/15/20 are not in this run's grid; no comparison")
 

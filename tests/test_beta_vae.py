@@ -1,11 +1,19 @@
+"""β-VAE: the source's effective β, the (latent size, β) grid and its tables, per-digit quality,
+decoder-only reconstruction, rate and distortion, and the chapter's parameters and jobs."""
+
 import math
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from vaebook import beta_vae as bv
+from vaebook import chapters
+from vaebook.chapters import beta_vae as chapter
 from vaebook.config import ParameterError
+from vaebook.evaluate import decode
 from vaebook.models import VAE, VAEConfig
 from vaebook.train import fit
 
@@ -37,16 +45,48 @@ def test_effective_beta_reproduces_source_loss(d, expected):
     np.testing.assert_allclose(bv.source_loss(*t).numpy(), direct, rtol=1e-4)
 
 
-def test_beta_resolution_and_validation():
+def test_beta_resolution_and_the_betas_parameter():
     assert bv.resolve_beta("source", 10) == pytest.approx(0.0784)
     assert bv.resolve_beta(1, 10) == 1.0
     assert bv.beta_label("source", 5) == "source (0.157)"
-    bv.validate_betas("betas", ["source", 1.0, 0.5])
-    for bad in (["sauce"], [-1.0], [], ["source", "source"], [float("inf")]):
-        with pytest.raises(ParameterError):
-            bv.validate_betas("betas", bad)
+    assert chapter.check_betas("betas", ["source", 1, 0.5]) == ("source", 1.0, 0.5)
+    assert chapter.check_betas("betas", 2) == (2.0,)
+    for bad, match in ((["sauce"], "unknown named beta 'sauce'"), ([-1.0], "finite number >= 0"), ([], "non-empty"),
+                       (["source", "source"], "repeated"), ([1, 1.0], "repeated"), ([float("inf")], "finite number")):
+        with pytest.raises(ParameterError, match=match) as info:
+            replace(chapter.DEFAULT, betas=bad)
+        assert "\n" not in str(info.value) and str(info.value).startswith("betas")
     with pytest.raises(ParameterError):
         bv.source_effective_beta(0)
+
+
+def test_the_grid_is_built_once_with_resolved_values_and_labels():
+    grid = bv.beta_grid([5, 20], ["source", 1.0])
+    assert [(s.d, s.name) for s in grid] == [(5, "source"), (5, 1.0), (20, "source"), (20, 1.0)]
+    assert grid[0] == bv.Setting(5, "source", 784 * 0.001 / 5, "source (0.157)") and grid[0].is_source
+    assert grid[3] == bv.Setting(20, 1.0, 1.0, "1") and not grid[3].is_source
+    assert {grid[0]: "a"}[bv.Setting.of(5, "source")] == "a"   # a dict key, rebuilt from its parts
+    with pytest.raises(ParameterError):
+        bv.Setting.of(5, "sauce")
+    table = bv.grid_table({s: {"x": i} for i, s in enumerate(grid)}, beta_value=True)
+    assert list(table.index) == [(5, "source (0.157)"), (5, "1"), (20, "source (0.039)"), (20, "1")]
+    assert list(table.columns) == ["β value", "x"] and table["β value"].tolist() == [s.value for s in grid]
+    run = chapters.resolve("beta_vae", "full")
+    assert len(chapter.settings(run)) == 16
+
+
+def test_jobs_keep_the_names_and_training_settings_of_the_grid():
+    run = chapters.resolve("beta_vae", "smoke")
+    jobs = chapter.jobs(run)
+    assert [j.name for j in jobs] == ["beta_vae-d5-beta0.1568", "beta_vae-d5-beta1.0000",
+                                      "beta_vae-d20-beta0.0392", "beta_vae-d20-beta1.0000"]
+    model = jobs[2].model()
+    assert model.config == VAEConfig(latent_size=20, arch="conv", beta=784 * 0.001 / 20)
+    # 1,000 training images drawn, 20% of them held out for validation
+    assert jobs[0].extra_key == {"tracker": "beta-vae-loss-v1", "val": 200}
+    x, y = jobs[0].data()
+    assert len(x) == len(y) == 800
+    assert (jobs[0].epochs, jobs[0].batch_size, jobs[0].lr, jobs[0].seed) == (1, 32, 1e-3, 0)
 
 
 # --- representative images and per-digit metrics ----------------------------------------------------
@@ -88,6 +128,83 @@ def test_per_digit_metrics_match_a_loop():
     assert summary["psnr"] == pytest.approx(table["psnr"].mean())
 
 
+def _digit_table(psnr, mse, images=100):
+    """A per_digit_metrics-shaped table with the given per-digit values."""
+    return pd.DataFrame({"images": images, "mse": mse, "psnr": psnr},
+                        index=pd.Index(range(len(psnr)), name="digit"))
+
+
+def test_digit_by_size_and_the_long_table_by_hand():
+    grid = bv.beta_grid([5, 20], ["source", 1.0])
+    all_images = {s: _digit_table([10 * i + s.d + k for k in range(3)], [0.1 * i + k for k in range(3)])
+                  for i, s in enumerate(grid)}
+    reps = {s: _digit_table([t.psnr[k] + 0.5 for k in range(3)], [t.mse[k] + 0.01 for k in range(3)], 10)
+            for s, t in all_images.items()}
+    wide = bv.digit_by_size(all_images, "psnr", "source")
+    assert list(wide.columns) == [5, 20] and wide.columns.name == "latent size" and wide.index.name == "digit"
+    assert wide[5].tolist() == [5, 6, 7] and wide[20].tolist() == [40, 41, 42]    # settings 0 and 2
+    assert bv.digit_by_size(all_images, "mse", 1.0)[20].tolist() == pytest.approx([0.3, 1.3, 2.3])
+    with pytest.raises(ValueError, match="no table with β entry 2.0"):
+        bv.digit_by_size(all_images, "psnr", 2.0)
+    long = bv.per_digit_long(all_images, reps)
+    assert len(long) == 12
+    row = long[(long["latent size"] == 20) & (long["β"] == "1") & (long["digit"] == 2)].iloc[0]
+    assert (row["PSNR all"], row["PSNR 10 reps"], row["test images"]) == (52, 52.5, 100)
+    assert row["MSE all"] == pytest.approx(2.3)
+    with pytest.raises(ValueError):
+        bv.per_digit_long(all_images, {grid[0]: reps[grid[0]]})
+
+
+def test_digit_difficulty_by_hand_and_by_brute_force_ranks():
+    long = pd.DataFrame({"digit": [0, 1, 2, 0, 1, 2], "PSNR all": [10.0, 14.0, 9.0, 12.0, 16.0, 7.0],
+                         "MSE all": [0.2, 0.1, 0.3, 0.4, 0.1, 0.5]})
+    # three digits whose images have mean intensity 0.3, 0.1 and 0.2
+    images = torch.tensor([0.3, 0.3, 0.1, 0.2, 0.1]).reshape(5, 1, 1, 1) * torch.ones(5, 1, 2, 2)
+    labels = torch.tensor([0, 0, 1, 2, 1])
+    table, rho = bv.digit_difficulty(long, images, labels)
+    assert list(table.index) == [1, 0, 2]                                  # mean PSNR 15, 11, 8
+    assert table.loc[0, "mean MSE over models"] == pytest.approx(0.3)
+    assert table["mean pixel intensity"].tolist() == pytest.approx([0.1, 0.3, 0.2])
+    # Spearman = Pearson correlation of the ranks: ink ranks (3, 1, 2), MSE ranks (2, 1, 3) for digits 0, 1, 2
+    assert rho == pytest.approx(np.corrcoef([3, 1, 2], [2, 1, 3])[0, 1])
+
+
+def test_model_selection_picks_the_lowest_validation_elbo():
+    grid = bv.beta_grid([5, 10], ["source", 1.0])
+    elbos = [101.0, 99.5, 100.0, 99.7]
+    histories = {s: pd.DataFrame({"epoch": [1, 2], "val_neg_elbo": [200.0, e], "val_loss": [150.0, e - 1]})
+                 for s, e in zip(grid, elbos)}
+    table, chosen = bv.model_selection(histories)
+    assert chosen == grid[1] == bv.Setting(5, 1.0, 1.0, "1")
+    assert table.loc[(10, "1"), "validation −ELBO (nats)"] == 99.7
+    assert table.loc[(10, "1"), "validation loss L_β"] == 98.7
+    assert table.loc[(5, "source (0.157)"), "β value"] == pytest.approx(0.1568)
+    with pytest.raises(ValueError, match="no loss_tracker"):
+        bv.model_selection({grid[0]: pd.DataFrame({"epoch": [1], "loss": [1.0]})})
+
+
+def test_source_comparison_and_verdict_by_hand():
+    assert bv.SOURCE_RESULTS == {5: (0.0239, 16.67), 10: (0.0132, 19.17), 15: (0.0091, 20.77), 20: (0.0143, 18.88)}
+    grid = bv.beta_grid([5, 10, 25], ["source", 1.0])
+    # d = 5: mean PSNR 17.0 (beats 16.67), easiest digit 2, hardest 0; d = 10: 18.0 (below 19.17)
+    psnr = {5: [16.0, 17.0, 18.0], 10: [18.5, 17.0, 18.5], 25: [30.0, 30.0, 30.0]}
+    all_images = {s: _digit_table(psnr[s.d] if s.is_source else [50.0] * 3, [0.02, 0.01, 0.03]) for s in grid}
+    reps = {s: _digit_table([10.0, 11.0, 12.0], [0.05] * 3, 10) for s in grid}
+    table = bv.source_comparison(all_images, reps)
+    assert list(table.index) == [5, 10]                    # no source number for d = 25; β = 1 left out
+    assert table.loc[5, "our PSNR (dB)"] == pytest.approx(17.0)
+    assert table.loc[5, "PSNR difference (dB)"] == pytest.approx(17.0 - 16.67)
+    assert table.loc[10, "source MSE"] == 0.0132 and table.loc[10, "our MSE"] == pytest.approx(0.02)
+    assert table.loc[10, "our PSNR, 10 reps (dB)"] == pytest.approx(11.0)
+    assert table.loc[10, "β_eff"] == pytest.approx(0.0784)
+    assert table["beats source"].tolist() == [True, False]
+    verdict = bv.source_verdict(table, all_images)
+    assert verdict == {"holds": False, "beats": 1, "sizes": 2, "best latent size": 10,
+                       "easiest": {5: 2, 10: 0}, "hardest": {5: 0, 10: 1}}
+    assert bv.source_comparison({s: t for s, t in all_images.items() if not s.is_source},
+                                {s: t for s, t in reps.items() if not s.is_source}).empty
+
+
 # --- decoder-only reconstruction --------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -106,7 +223,7 @@ def test_decoder_only_beats_the_encoder_on_a_fixed_batch(trained):
     for k, v in model.decoder.state_dict().items():
         assert torch.equal(v, before[k]), "the decoder must stay frozen"
     full = model.reconstruct(x)
-    dec = bv.decode_codes(model, z)
+    dec = decode(model, z)
     enc_obj = bv.encoder_objective(model, x, prior_weight=0.0)
     # objective (the reconstruction NLL) and pixel error both fall below the amortised encoder's
     assert obj.mean() < enc_obj.mean() - 1.0
@@ -129,7 +246,32 @@ def test_decoder_only_map_objective_and_determinism(trained):
         bv.decoder_only_latents(model, x, init="encoder")
 
 
-# --- traversals, rate, separation -------------------------------------------------------------------
+def test_amortisation_table_matches_its_parts(trained):
+    model, x = trained
+    other = VAE(replace(model.config, beta=0.25))
+    other.load_state_dict(model.state_dict())
+    models = {5: model, 6: other}             # keyed by latent size; the same weights, two values of β
+    full = {d: m.reconstruct(x) for d, m in models.items()}
+    table, recon = bv.amortisation_table(models, x, full, steps=20, lr=0.1, seed=0)
+    assert list(table.index) == [5, 6]
+    for d, m in models.items():
+        z, objective = bv.decoder_only_latents(m, x, steps=20, lr=0.1, prior_weight=m.config.beta, seed=0)
+        torch.testing.assert_close(recon[d], m.decode(z).detach())
+        row = table.loc[d]
+        for key, value in bv.amortisation_gap(x, full[d], recon[d]).items():
+            assert row[key] == pytest.approx(value)
+        assert row["objective J: decoder-only"] == pytest.approx(objective.mean().item())
+        assert row["objective J: encoder"] == pytest.approx(bv.encoder_objective(m, x, m.config.beta).mean().item())
+        wins = sum(float(((x[i] - recon[d][i]) ** 2).mean()) < float(((x[i] - full[d][i]) ** 2).mean())
+                   for i in range(len(x)))
+        assert row["images where decoder-only is better (MSE)"] == pytest.approx(wins / len(x))
+    # a larger β weighs ½‖z‖² more
+    assert table.loc[5, "objective J: encoder"] > table.loc[6, "objective J: encoder"]
+    with pytest.raises(ValueError, match="same latent sizes"):
+        bv.amortisation_table(models, x, {5: full[5]}, steps=1, lr=0.1)
+
+
+# --- traversals, rate, t-SNE -------------------------------------------------------------------
 
 def test_latent_traversal_and_kl_per_dimension(trained):
     model, x = trained
@@ -151,24 +293,26 @@ def test_latent_traversal_and_kl_per_dimension(trained):
     assert rd["rate"] == pytest.approx(total.item(), rel=1e-4)
     assert rd == bv.rate_distortion(model, x, seed=1)
     assert rd == bv.rate_distortion(model, x, x_hat=model.reconstruct(x), seed=1)
+    other = VAE(replace(model.config, beta=2.0))
+    other.load_state_dict(model.state_dict())
+    a, b = bv.Setting.of(5, 1.0), bv.Setting.of(5, 2.0)
+    table = bv.rate_distortion_table({a: model, b: other}, x, {a: model.reconstruct(x), b: other.reconstruct(x)},
+                                     seed=1)
+    assert list(table.index) == [(5, "1"), (5, "2")] and table["β value"].tolist() == [1.0, 2.0]
+    assert table.loc[(5, "1")].drop("β value").to_dict() == rd
+    assert table.loc[(5, "2")].drop("β value").to_dict() == bv.rate_distortion(other, x, seed=1)
 
 
-def test_separation_scores_on_known_clusters():
+def test_tsne_embedding_is_seeded_and_two_dimensional():
     rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(10), 40)
-    centres = rng.normal(0, 10, (10, 4))
-    tight = centres[labels] + rng.normal(0, 0.1, (400, 4))
-    s = bv.separation_scores(tight, labels)
-    assert s["knn_accuracy"] == 1.0 and s["silhouette"] > 0.9
-    noise = rng.normal(0, 1, (400, 4))
-    s = bv.separation_scores(noise, labels)
-    assert s["knn_accuracy"] < 0.25 and abs(s["silhouette"]) < 0.1
-    emb = bv.tsne_embedding(tight[:60], seed=0)
+    labels = np.repeat(np.arange(3), 20)
+    codes = rng.normal(0, 10, (3, 4))[labels] + rng.normal(0, 0.1, (60, 4))
+    emb = bv.tsne_embedding(codes, seed=0)
     assert emb.shape == (60, 2) and np.isfinite(emb).all()
+    np.testing.assert_array_equal(emb, bv.tsne_embedding(torch.tensor(codes), seed=0))
 
 
 def test_suboptimal_models_known_answer():
-    import pandas as pd
     rd = pd.DataFrame([
         # d = 15: the beta = 0.5 model has less rate AND more distortion than the beta = 1 model, so the
         # beta = 1 model scores 80 + 0.5 * 21 = 90.5 < 88 + 0.5 * 20 = 98 on beta = 0.5's own objective

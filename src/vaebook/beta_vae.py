@@ -1,18 +1,21 @@
-"""β-VAE analysis: the source study's effective β, per-digit quality, decoder-only reconstruction (the
-amortisation gap), rate–distortion numbers, latent traversals and a numeric measure of digit separation.
+"""β-VAE analysis: the source study's effective β, the grid of (latent size, β) settings and its tables,
+per-digit quality, decoder-only reconstruction (the amortisation gap), rate–distortion numbers, latent
+traversals, and the comparison with the source study's reported numbers.
 
 The β-VAE (Higgins et al. 2017) minimises, per image, the negative ELBO with a weighted KL term,
 
     L_β(x) = E_q[-log p(x|z)] + β · KL(q(z|x) || p(z)),
 
-with both terms **summed** (over pixels and latent dimensions), so β = 1 is the ELBO. The source study
-(REFERENCE.md §3.4) wrote its loss with Keras-style *means* instead, which hides a β that changes with the
-latent size d; :func:`source_effective_beta` derives it.
+with both terms **summed** (over pixels and latent dimensions), so β = 1 is the ELBO. The source study (a
+Keras β-VAE project comparing latent sizes 5, 10, 15 and 20 on MNIST) wrote its loss with *means* instead,
+which hides a β that changes with the latent size d; :func:`source_effective_beta` derives it from the
+source's code, and :data:`SOURCE_RESULTS` holds the per-digit numbers it reported.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -21,11 +24,21 @@ import torch
 from torch import nn
 
 from .config import ParameterError
+from .evaluate import batched, decode
 from .metrics import mse, psnr
-from .models import IMAGE_PIXELS, gaussian_kl, reconstruction_nll
+from .models import IMAGE_PIXELS, reconstruction_nll
 
 SOURCE_KL_COEFFICIENT = 0.0005   # the source's weight on mean_d(1 + log σ² − μ² − σ²)
 SOURCE_BETA = "source"           # the name that selects the source's effective β in a β grid
+
+# What the source study reported for its models (trained with β_eff(d), 15 epochs, batch 32, 20% validation
+# split): per latent size d, the unweighted mean over the ten digits of the per-digit mean MSE and PSNR (dB)
+# over all test images of each digit. (Its table labels them "decoder-only"; in its code they are the
+# ordinary encode-decode reconstruction.) It found d = 15 best, digit 1 the easiest and digit 8 the hardest.
+SOURCE_RESULTS: dict[int, tuple[float, float]] = {5: (0.0239, 16.67), 10: (0.0132, 19.17),
+                                                  15: (0.0091, 20.77), 20: (0.0143, 18.88)}
+SOURCE_BEST_LATENT_SIZE = 15
+SOURCE_EASIEST_DIGIT, SOURCE_HARDEST_DIGIT = 1, 8
 
 
 # --- the source's loss and its effective β ----------------------------------------------------------
@@ -74,24 +87,47 @@ def resolve_beta(beta: float | str, latent_size: int) -> float:
     return float(beta)
 
 
-def validate_betas(name: str, value: Any) -> None:
-    """Chapter validator for a β grid: a non-empty list of numbers >= 0 and/or ``"source"``."""
-    values = value if isinstance(value, (list, tuple)) else [value]
-    if len(values) == 0:
-        raise ParameterError(f"{name} must be a non-empty list such as ['source', 1.0], got {value!r}")
-    for item in values:
-        try:
-            resolve_beta(item, 1)
-        except ParameterError as exc:
-            raise ParameterError(f"{name}: {exc} (in {value!r}); pass e.g. -p {name} \"['source', 1.0]\"") from None
-    if len(set(map(str, values))) != len(values):
-        raise ParameterError(f"{name} has repeated entries: {value!r}")
-
-
 def beta_label(beta: float | str, latent_size: int) -> str:
     """A short label: 'source (0.157)' or '1'."""
     value = resolve_beta(beta, latent_size)
     return f"source ({value:.3f})" if beta == SOURCE_BETA else f"{value:g}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One model of the β-VAE grid: latent size ``d``; ``name``, the β entry as written in the parameters
+    (``"source"`` or a number); ``value``, the β it resolves to at this ``d``; ``label``, its display form
+    (:func:`beta_label`). Build one with :meth:`of`, or the whole grid with :func:`beta_grid`."""
+
+    d: int
+    name: str | float
+    value: float
+    label: str
+
+    @classmethod
+    def of(cls, d: int, name: str | float) -> "Setting":
+        """The setting of latent size ``d`` and β entry ``name`` (checked by :func:`resolve_beta`)."""
+        return cls(d, name, resolve_beta(name, d), beta_label(name, d))
+
+    @property
+    def is_source(self) -> bool:
+        return self.name == SOURCE_BETA
+
+
+def beta_grid(latent_sizes: Sequence[int], betas: Sequence[float | str]) -> list[Setting]:
+    """Every (latent size, β entry) pair, latent size by latent size, each in the order given."""
+    return [Setting.of(d, b) for d in latent_sizes for b in betas]
+
+
+GRID_INDEX = ["latent size", "β"]
+
+
+def grid_table(rows: Mapping[Setting, Mapping[str, Any]], beta_value: bool = False) -> pd.DataFrame:
+    """One row per setting, indexed by (latent size, β label), with the given columns; ``beta_value``
+    adds the numeric β as the first column."""
+    records = [{"latent size": s.d, "β": s.label, **({"β value": s.value} if beta_value else {}), **dict(r)}
+               for s, r in rows.items()]
+    return pd.DataFrame(records).set_index(GRID_INDEX)
 
 
 # --- representative images and per-digit tables -----------------------------------------------------
@@ -145,6 +181,53 @@ def per_digit_metrics(x: torch.Tensor, x_hat: torch.Tensor, labels: torch.Tensor
 def summarise_per_digit(frame: pd.DataFrame) -> dict[str, float]:
     """The source's summary: the unweighted mean over digits of the per-digit means."""
     return {"mse": float(frame["mse"].mean()), "psnr": float(frame["psnr"].mean())}
+
+
+def digit_by_size(tables: Mapping[Setting, pd.DataFrame], metric: str, name: str | float) -> pd.DataFrame:
+    """The digit × latent size table of one column (``"mse"``, ``"psnr"``) of :func:`per_digit_metrics`
+    tables, for the settings whose β entry is ``name`` (e.g. ``"source"`` or 1.0), in the tables' order."""
+    columns = {s.d: t[metric] for s, t in tables.items() if s.name == name and metric in t}
+    if not columns:
+        raise ValueError(f"no table with β entry {name!r} and column {metric!r}; the β entries are "
+                         f"{sorted({repr(s.name) for s in tables})}")
+    return pd.DataFrame(columns).rename_axis(index="digit", columns="latent size")
+
+
+def per_digit_long(all_images: Mapping[Setting, pd.DataFrame],
+                   representatives: Mapping[Setting, pd.DataFrame]) -> pd.DataFrame:
+    """One row per (model, digit): per-digit mean PSNR and MSE over all test images of the digit and over
+    its representatives (both :func:`per_digit_metrics` tables, keyed by the same settings)."""
+    if set(all_images) != set(representatives):
+        raise ValueError("all_images and representatives must hold the same settings")
+    rows = []
+    for s, table in all_images.items():
+        reps = representatives[s]
+        for digit in table.index:
+            rows.append({"latent size": s.d, "β": s.label, "digit": digit,
+                         "PSNR all": table.loc[digit, "psnr"], "MSE all": table.loc[digit, "mse"],
+                         "PSNR 10 reps": reps.loc[digit, "psnr"], "MSE 10 reps": reps.loc[digit, "mse"],
+                         "test images": table.loc[digit, "images"]})
+    return pd.DataFrame(rows)
+
+
+def digit_difficulty(long: pd.DataFrame, images: torch.Tensor, labels: torch.Tensor) -> tuple[pd.DataFrame, float]:
+    """Which digits are easy to reconstruct, and how much of that the amount of ink explains.
+
+    ``long`` is :func:`per_digit_long`'s table. Returns, per digit, the mean over all its models of the
+    per-digit mean PSNR and MSE (all test images) beside the mean pixel intensity of the digit's
+    ``images`` (its "ink"), sorted from the easiest digit (highest PSNR) to the hardest; and the Spearman
+    rank correlation between a digit's ink and its mean MSE.
+    """
+    from scipy.stats import spearmanr
+
+    labels = torch.as_tensor(labels).cpu()
+    mean_psnr = long.groupby("digit")["PSNR all"].mean()
+    mean_mse = long.groupby("digit")["MSE all"].mean()
+    ink = pd.Series({c: images[labels == c].mean().item() for c in mean_psnr.index})
+    table = pd.DataFrame({"mean PSNR over models (dB)": mean_psnr, "mean MSE over models": mean_mse,
+                          "mean pixel intensity": ink}).sort_values("mean PSNR over models (dB)", ascending=False)
+    rho = spearmanr(table["mean pixel intensity"], table["mean MSE over models"]).statistic
+    return table, float(rho)
 
 
 # --- decoder-only reconstruction: the amortisation gap ---------------------------------------------
@@ -203,13 +286,6 @@ def decoder_only_latents(model: nn.Module, x: torch.Tensor, *, steps: int = 300,
 
 
 @torch.no_grad()
-def decode_codes(model: nn.Module, z: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Decoder means (pixel probabilities) for codes ``z``, on the model's device, returned on the CPU."""
-    device = next(model.parameters()).device
-    return torch.cat([model.decode(z[i:i + batch_size].to(device)).cpu() for i in range(0, len(z), batch_size)])
-
-
-@torch.no_grad()
 def encoder_objective(model: nn.Module, x: torch.Tensor, prior_weight: float) -> torch.Tensor:
     """:func:`decoder_only_objective` at the encoder's mean code, per image (the amortised solution)."""
     device = next(model.parameters()).device
@@ -226,6 +302,31 @@ def amortisation_gap(x: torch.Tensor, full: torch.Tensor, decoder_only: torch.Te
     p_full, p_dec = psnr(x, full).mean().item(), psnr(x, decoder_only).mean().item()
     return {"full MSE": m_full, "decoder-only MSE": m_dec, "MSE gap": m_full - m_dec,
             "full PSNR": p_full, "decoder-only PSNR": p_dec, "PSNR gap (dB)": p_dec - p_full}
+
+
+def amortisation_table(models: Mapping[int, nn.Module], x: torch.Tensor, full: Mapping[int, torch.Tensor], *,
+                       steps: int, lr: float, seed: int = 0) -> tuple[pd.DataFrame, dict[int, torch.Tensor]]:
+    """Full VAE versus decoder-only reconstruction of the images ``x``, one row per latent size.
+
+    ``models`` and ``full`` (each model's mean reconstructions of ``x``) are keyed by latent size. For
+    each model the decoder-only codes minimise J(z) = −log p(x|z) + β·½‖z‖² with the model's own β, from
+    z = 0 (:func:`decoder_only_latents`). A row holds :func:`amortisation_gap`'s numbers, the mean J at the
+    encoder's code and at the searched code, and the share of images the search reconstructs with a lower
+    MSE. Returns the table and the decoder-only reconstructions.
+    """
+    if set(models) != set(full):
+        raise ValueError(f"models and full must have the same latent sizes, got {sorted(models)} and {sorted(full)}")
+    rows, recon = [], {}
+    for d, model in models.items():
+        beta = model.config.beta
+        z, objective = decoder_only_latents(model, x, steps=steps, lr=lr, prior_weight=beta, init="zeros", seed=seed)
+        recon[d] = decode(model, z)
+        gap = amortisation_gap(x, full[d], recon[d])
+        gap["objective J: encoder"] = encoder_objective(model, x, beta).mean().item()
+        gap["objective J: decoder-only"] = objective.mean().item()
+        gap["images where decoder-only is better (MSE)"] = (mse(x, recon[d]) < mse(x, full[d])).float().mean().item()
+        rows.append({"latent size": d, **gap})
+    return pd.DataFrame(rows).set_index("latent size"), recon
 
 
 # --- training curves, rate and distortion -----------------------------------------------------------
@@ -247,6 +348,21 @@ def loss_tracker(sets: Mapping[str, torch.Tensor], batch_size: int = 1000):
     return epoch_end
 
 
+def model_selection(histories: Mapping[Setting, pd.DataFrame]) -> tuple[pd.DataFrame, Setting]:
+    """The validation −ELBO (β = 1, whatever β the model was trained with) and the validation loss L_β
+    after the last epoch of each model (histories with :func:`loss_tracker`'s ``val_`` columns), and the
+    setting with the lowest validation −ELBO: the chosen model."""
+    if not histories:
+        raise ValueError("model_selection needs at least one model's history")
+    missing = [s.label for s, h in histories.items() if not {"val_neg_elbo", "val_loss"} <= set(h.columns)]
+    if missing:
+        raise ValueError(f"histories without val_neg_elbo/val_loss columns (no loss_tracker on 'val'): {missing}")
+    final = {s: {"validation −ELBO (nats)": float(h["val_neg_elbo"].iloc[-1]),
+                 "validation loss L_β": float(h["val_loss"].iloc[-1])} for s, h in histories.items()}
+    chosen = min(final, key=lambda s: final[s]["validation −ELBO (nats)"])
+    return grid_table(final, beta_value=True), chosen
+
+
 @torch.no_grad()
 def rate_distortion(model: nn.Module, x: torch.Tensor, x_hat: torch.Tensor | None = None, seed: int = 0,
                     batch_size: int = 1000) -> dict[str, float]:
@@ -266,6 +382,14 @@ def rate_distortion(model: nn.Module, x: torch.Tensor, x_hat: torch.Tensor | Non
     x, x_hat = x.cpu(), x_hat.cpu()
     return {"rate": terms["kl"], "distortion": terms["recon"], "neg_elbo": terms["neg_elbo"],
             "mse": mse(x, x_hat).mean().item(), "psnr": psnr(x, x_hat).mean().item()}
+
+
+def rate_distortion_table(models: Mapping[Setting, nn.Module], x: torch.Tensor,
+                          x_hat: Mapping[Setting, torch.Tensor] | None = None, seed: int = 0) -> pd.DataFrame:
+    """:func:`rate_distortion` of every model on the same images ``x`` (``x_hat``: each model's mean
+    reconstructions of them, if already computed), one row per setting with its numeric β."""
+    return grid_table({s: rate_distortion(m, x, x_hat=None if x_hat is None else x_hat[s], seed=seed)
+                       for s, m in models.items()}, beta_value=True)
 
 
 def suboptimal_models(rd: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
@@ -296,16 +420,14 @@ def suboptimal_models(rd: pd.DataFrame, tolerance: float = 0.0) -> pd.DataFrame:
                                        "excess (nats)"])
 
 
-@torch.no_grad()
 def kl_per_dimension(model: nn.Module, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     """Mean KL of each latent dimension over ``x``: ½(μ_j² + σ_j² − 1 − log σ_j²); near 0 = unused."""
-    device = next(model.parameters()).device
-    total = None
-    for i in range(0, len(x), batch_size):
-        mu, logvar = model.encode(x[i:i + batch_size].to(device))
-        part = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(0).cpu()
-        total = part if total is None else total + part
-    return total / len(x)
+
+    def per_image(batch: torch.Tensor) -> torch.Tensor:
+        mu, logvar = model.encode(batch)
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+
+    return batched(per_image, x, batch_size, module=model).mean(0)
 
 
 @torch.no_grad()
@@ -327,30 +449,10 @@ def latent_traversal(model: nn.Module, z0: torch.Tensor, dims: Sequence[int],
         z = z0.repeat(len(values), 1)
         z[:, j] = torch.as_tensor(list(values), dtype=torch.float32)
         rows.append(z)
-    return decode_codes(model, torch.cat(rows))
+    return decode(model, torch.cat(rows))
 
 
-# --- separation of digits in latent space -----------------------------------------------------------
-
-def separation_scores(codes: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray, k: int = 5,
-                      folds: int = 5, seed: int = 0) -> dict[str, float]:
-    """Two numbers for how well the digits separate in latent space (not in a 2-D picture of it):
-
-    * ``knn_accuracy``: accuracy of a k-nearest-neighbour classifier (Euclidean) on the codes, by
-      stratified ``folds``-fold cross-validation (shuffled with ``seed``); chance is about 10%.
-    * ``silhouette``: mean silhouette coefficient of the digit labels (Rousseeuw 1987), in [−1, 1];
-      1 = tight, far-apart clusters, 0 = overlapping.
-    """
-    from sklearn.metrics import silhouette_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.neighbors import KNeighborsClassifier
-
-    z = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
-    y = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    acc = cross_val_score(KNeighborsClassifier(n_neighbors=k), z, y, cv=cv).mean()
-    return {"knn_accuracy": float(acc), "silhouette": float(silhouette_score(z, y))}
-
+# --- t-SNE -----------------------------------------------------------------------------------------
 
 def tsne_embedding(codes: torch.Tensor | np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """2-D t-SNE (van der Maaten & Hinton 2008) of latent codes, PCA-initialised, seeded."""
@@ -359,3 +461,40 @@ def tsne_embedding(codes: torch.Tensor | np.ndarray, seed: int = 0, perplexity: 
     z = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
     perplexity = min(perplexity, max(2.0, (len(z) - 1) / 3))
     return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+
+
+# --- comparison with the source study ---------------------------------------------------------------
+
+def source_comparison(all_images: Mapping[Setting, pd.DataFrame],
+                      representatives: Mapping[Setting, pd.DataFrame]) -> pd.DataFrame:
+    """Our models trained with the source's β_eff(d) against :data:`SOURCE_RESULTS`, one row per latent
+    size the source reported: the mean over digits of the per-digit mean MSE and PSNR over all test
+    images (:func:`summarise_per_digit`), our PSNR on the representatives, the PSNR difference, and
+    whether ours is higher. ``all_images`` and ``representatives`` hold :func:`per_digit_metrics` tables
+    keyed by setting; settings with another β, or another latent size, are left out."""
+    rows = {}
+    for s, table in all_images.items():
+        if not s.is_source or s.d not in SOURCE_RESULTS:
+            continue
+        ours, ours_reps = summarise_per_digit(table), summarise_per_digit(representatives[s])
+        source_mse, source_psnr = SOURCE_RESULTS[s.d]
+        rows[s.d] = {"β_eff": s.value, "source MSE": source_mse, "our MSE": ours["mse"],
+                     "source PSNR (dB)": source_psnr, "our PSNR (dB)": ours["psnr"],
+                     "our PSNR, 10 reps (dB)": ours_reps["psnr"],
+                     "PSNR difference (dB)": ours["psnr"] - source_psnr, "beats source": ours["psnr"] > source_psnr}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("latent size")
+
+
+def source_verdict(comparison: pd.DataFrame, all_images: Mapping[Setting, pd.DataFrame]) -> dict[str, Any]:
+    """What :func:`source_comparison`'s table says: ``holds`` (ours beats the source's PSNR at every
+    compared latent size), ``beats`` (at how many of ``sizes``), our ``best latent size`` by PSNR (the
+    source's was :data:`SOURCE_BEST_LATENT_SIZE`), and our ``easiest`` / ``hardest`` digit (highest /
+    lowest per-digit PSNR, all test images) at each compared latent size (the source's: 1 and 8)."""
+    if comparison.empty:
+        raise ValueError("the comparison is empty: the grid has no 'source' β at latent sizes "
+                         f"{sorted(SOURCE_RESULTS)}")
+    tables = {s.d: t for s, t in all_images.items() if s.is_source and s.d in comparison.index}
+    return {"holds": bool(comparison["beats source"].all()), "beats": int(comparison["beats source"].sum()),
+            "sizes": len(comparison), "best latent size": int(comparison["our PSNR (dB)"].idxmax()),
+            "easiest": {d: int(t["psnr"].idxmax()) for d, t in tables.items()},
+            "hardest": {d: int(t["psnr"].idxmin()) for d, t in tables.items()}}
