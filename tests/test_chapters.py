@@ -1,6 +1,6 @@
-"""Every chapter executes with the smoke profile, its pages are clean, and the book builds with -W."""
+"""Every chapter executes with the smoke profile, its pages are clean, and the book builds with -W.
 
-import shutil
+The staged copy of the book they execute into and build (fixture ``staged_book``) is in conftest.py."""
 
 import nbformat
 import pytest
@@ -8,17 +8,6 @@ import pytest
 from vaebook import book
 
 CHAPTERS = book.available_chapters()
-
-
-@pytest.fixture(scope="session")
-def staged_book(tmp_path_factory):
-    """A copy of the book's sources, so tests never overwrite the chapters `make book` produced."""
-    root = tmp_path_factory.mktemp("book")
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copy(book.PROJECT_ROOT / name, root / name)
-    shutil.copytree(book.PROJECT_ROOT / "book", root / "book", ignore=shutil.ignore_patterns("generated"))
-    (root / "book" / "generated").mkdir()
-    return root
 
 
 def problems(nb) -> list[str]:

@@ -25,17 +25,7 @@ N_TRAIN_PER_DIGIT, N_VAL_PER_DIGIT, N_TEST_PER_DIGIT = 200, 5, 60
 EPOCHS = "10"   # 50 optimiser steps on 600 images: well above chance, about a second
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One thread for torch and BLAS: on a shared 2-core machine, two spinning threads per process make
-    these small models 10-40 times slower (measured), and the results do not depend on it."""
-    from threadpoolctl import threadpool_limits
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_threaded_module")
 
 
 def _mnist_subset(train: bool, per_digit: int, skip: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,6 @@ import pytest
 import torch
 from scipy.stats import beta, binomtest, norm
 from sklearn.mixture import GaussianMixture
-from test_gmm_cli import one_thread  # noqa: F401 -- one BLAS/torch thread here too (module-scoped, autouse)
 
 from vaebook import chapters
 from vaebook.chapters import gmm_vae as chapter
@@ -24,6 +23,8 @@ from vaebook.gmm_vae import (DIGITS, ClusteringComparison, InputError, LatentGMM
 from vaebook.models import VAE, VAEConfig
 
 matplotlib.use("Agg")
+
+pytestmark = pytest.mark.usefixtures("single_threaded_module")
 
 
 # --- the mixture -------------------------------------------------------------------------------------

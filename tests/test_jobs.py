@@ -24,14 +24,6 @@ def _job(name="toy", latent=3, epochs=2, **kw):
                data=partial(_toy_data, 256, 0), epochs=epochs, batch_size=64, seed=0, device="cpu", **kw)
 
 
-@pytest.fixture
-def one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def test_a_job_trains_exactly_as_fit_does(tmp_path, one_thread):
     job = _job()
     (via_job,) = train_all([job], cache=tmp_path / "a")

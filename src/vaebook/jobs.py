@@ -71,6 +71,7 @@ class Job:
     chapter: str = ""
     threads: int | None = None
     precision: str = "fp32"
+    channels_last: bool | None = None
 
     def describe(self) -> str:
         return f"chapter {self.chapter!r}, model {self.name!r}" if self.chapter else f"model {self.name!r}"
@@ -100,7 +101,7 @@ def run_job(job: Job, *, cache: Any = True, progress: bool | None = None,
                    seed=job.seed, device=job.device, binarize=job.binarize, name=job.name,
                    data_key=job.data_key, extra_key=job.extra_key, epoch_end=hooks.epoch_end,
                    snapshot=hooks.snapshot, cache=cache, progress=progress, stop_after=stop_after,
-                   lr_schedule=job.lr_schedule, precision=job.precision)
+                   lr_schedule=job.lr_schedule, precision=job.precision, channels_last=job.channels_last)
 
 
 def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
@@ -113,7 +114,8 @@ def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
                                            lr=job.lr, seed=job.seed, binarize=job.binarize,
                                            data_key=job.data_key, extra_key=job.extra_key, device=device,
                                            lr_schedule=job.lr_schedule,
-                                           precision=resolve_precision(job.precision, model, device)))
+                                           precision=resolve_precision(job.precision, model, device),
+                                           channels_last=job.channels_last))
     path = checkpoint_path(job.name, key, cache)
     if path is None or not path.exists():
         return path, 0

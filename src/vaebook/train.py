@@ -204,7 +204,8 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
         epoch_end: Callable[[nn.Module, int], dict[str, float]] | None = None,
         snapshot: Callable[[nn.Module, int], dict[str, torch.Tensor]] | None = None,
         cache: bool | str | os.PathLike = True, progress: bool | None = None,
-        stop_after: int | None = None, lr_schedule: str = "constant", precision: str = "fp32") -> FitResult:
+        stop_after: int | None = None, lr_schedule: str = "constant", precision: str = "fp32",
+        channels_last: bool | None = None) -> FitResult:
     """Train ``build()`` on ``train_x`` (and labels ``train_y``) or load it from the cache.
 
     Parameters
@@ -220,9 +221,10 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     progress: tqdm bar; None shows it on a terminal only, so executed notebooks stay clean.
     stop_after: stop (as if interrupted) after this many epochs in this call; for tests and demos.
     precision: "fp32", "bf16" (the forward pass under ``torch.autocast`` in bfloat16; weights, optimiser state
-        and evaluation hooks stay fp32) or "auto" (see :func:`resolve_precision`). A model whose
-        ``channels_last`` attribute is True trains in that memory format. Both are part of the cache key
-        when used (a model trained in bf16 is a different result).
+        and evaluation hooks stay fp32) or "auto" (see :func:`resolve_precision`).
+    channels_last: train in the channels-last memory format; None takes the model's ``channels_last``
+        attribute (default False). Precision and memory format are part of the cache key when not the
+        defaults (a model trained in bf16 is a different result).
     lr_schedule: "constant" (``lr`` throughout) or "onecycle" (``torch.optim.lr_scheduler.OneCycleLR``
         with peak ``lr`` over all ``epochs``, stepped per batch; its state is checkpointed, so a resumed
         run follows the same schedule).
@@ -241,7 +243,9 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
 
     seed_everything(seed)
     model = build().to(dev)
-    memory_format = torch.channels_last if getattr(model, "channels_last", False) else torch.contiguous_format
+    if channels_last is None:
+        channels_last = bool(getattr(model, "channels_last", False))
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     precision = resolve_precision(precision, model, dev)
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=(precision == "bf16"))
@@ -249,7 +253,8 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
     key = cache_key(model, training_params(model, train_x, train_y, epochs=epochs, batch_size=batch_size, lr=lr,
                                            seed=seed, binarize=binarize, data_key=data_key, extra_key=extra_key,
-                                           device=dev, lr_schedule=lr_schedule, precision=precision))
+                                           device=dev, lr_schedule=lr_schedule, precision=precision,
+                                           channels_last=channels_last))
     path = checkpoint_path(name, key, cache)
 
     # Two processes (e.g. Dask workers of two clusters sharing a cache) never train the same checkpoint at
