@@ -142,7 +142,7 @@ fig.tight_layout()
 # %% [markdown]
 # ## Training
 #
-# The convolutional VAE of the GAN-vs-VAE chapter: two stride-2 convolutions (32, 64 channels) and a
+# The convolutional VAE of the GAN-vs-VAE chapter ({doc}`gan_vs_vae`): two stride-2 convolutions (32, 64 channels) and a
 # 128-unit dense layer in the encoder, the mirror image with transposed convolutions in the decoder. One
 # model per pair $(d, \beta)$, trained with Adam on $\mathcal L_\beta$ (per-image sums, averaged over the
 # batch). After every epoch the engine evaluates the same loss on the validation images. Trained models

@@ -81,7 +81,7 @@ run
 #
 # MNIST's 60,000 training and 10,000 test digits, read from the original IDX files, pixel values scaled
 # to $[0, 1]$ and used as Bernoulli probabilities' targets (the grey levels are kept, as in most VAE code;
-# the flow chapter binarises them for likelihood numbers that compare with the literature).
+# the flow chapter, {doc}`flow_vae`, binarises them for likelihood numbers that compare with the literature).
 
 # %%
 import matplotlib.pyplot as plt
