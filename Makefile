@@ -5,6 +5,8 @@ VENV ?= .venv
 PROFILE ?= default
 NAME ?=
 PARAMS ?=
+SCHEDULER ?=
+DASK := $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vaebook-installed
 # glibc malloc settings: bench/bench_training.py measured the conv VAE 1.5x faster with them
@@ -14,7 +16,7 @@ MALLOC_ENV := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456 M
 .PHONY: install book chapter build test bench clean-book help
 
 help:
-	@echo "make book [PROFILE=smoke|default|full]   execute every chapter, build _build/html"
+	@echo "make book [PROFILE=smoke|default|full] [SCHEDULER=tcp://host:8786]   execute every chapter, build _build/html"
 	@echo "make chapter NAME=latent_size PARAMS=\"-p epochs 3\"   rerun one chapter, rebuild"
 	@echo "make test                                 run the test suite"
 	@echo "make bench                                run the benchmarks in bench/"
@@ -28,11 +30,11 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 book: install
-	$(MALLOC_ENV) $(BIN)/python -m vaebook.book all --profile $(PROFILE)
+	$(MALLOC_ENV) $(BIN)/python -m vaebook.book all --profile $(PROFILE) $(DASK)
 
 chapter: install
 	@test -n "$(NAME)" || { echo "usage: make chapter NAME=<chapter> [PARAMS=\"-p key value\"]; chapters:"; $(BIN)/python -m vaebook.book list; exit 2; }
-	$(MALLOC_ENV) $(BIN)/python -m vaebook.book execute $(NAME) --profile $(PROFILE) $(PARAMS) --build
+	$(MALLOC_ENV) $(BIN)/python -m vaebook.book execute $(NAME) --profile $(PROFILE) $(PARAMS) $(DASK) --build
 
 build: install
 	$(BIN)/python -m vaebook.book build
@@ -43,6 +45,8 @@ test: install
 bench: install
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_gk.py
+	$(BIN)/python bench/bench_precision.py
+	$(BIN)/python bench/bench_grid.py
 
 clean-book:
 	rm -rf _build book/generated

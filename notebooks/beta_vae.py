@@ -89,6 +89,8 @@ decoder_lr = None      # Adam step size of the decoder-only search
 tsne_points = None     # test images embedded by t-SNE
 seed = None
 device = None          # "auto", "cpu", "cuda", ...
+precision = None      # "auto", "fp32", "bf16"
+threads = None        # torch threads per training job
 
 # %%
 from vaebook.config import chapter_params

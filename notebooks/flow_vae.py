@@ -109,6 +109,8 @@ classifier_subset = None
 train_subset = None        # number of training images (None: all 60,000)
 seed = None
 device = None              # "auto", "cpu", "cuda", ...
+precision = None      # "auto", "fp32", "bf16"
+threads = None        # torch threads per training job
 
 # %%
 from vaebook.config import chapter_params
@@ -137,9 +139,8 @@ from IPython.display import display
 
 from vaebook import plots
 from vaebook.chapters import flow_vae as chapter
-from vaebook.classifier import get_classifier
+from vaebook.classifier import classifier_accuracy
 from vaebook.flow_vae import VAEGAN_TERMS, flow_verdict, gains_over_baseline, nll_beside_published
-from vaebook.jobs import train_all
 from vaebook.models import count_parameters
 
 sets = chapter.chapter_data(run.params)
@@ -154,7 +155,7 @@ pd.DataFrame({"images": [len(sets.train), len(sets.test), len(sets.iwae_idx)]},
 # section below.
 
 # %%
-results = dict(zip(chapter.labels(run), train_all(chapter.jobs(run))))
+results, clf = chapter.train(run)  # the models and the MNIST classifier behind FID, side by side
 pd.DataFrame({"parameters": [count_parameters(r.model) for r in results.values()],
               "seconds per epoch (median)": [round(r.seconds_per_epoch, 2) for r in results.values()],
               "final training −ELBO": [r.history.loss.iloc[-1] for r in results.values()],
@@ -174,8 +175,7 @@ pd.DataFrame({"parameters": [count_parameters(r.model) for r in results.values()
 # numbers are not Inception FIDs and do not compare with papers; the two "real" rows calibrate them.
 
 # %%
-clf, clf_acc = get_classifier(epochs=run.classifier_epochs, train_subset=run.classifier_subset, seed=run.seed,
-                              device=run.device)
+clf_acc = classifier_accuracy(clf, sets.test.x, sets.test.y)
 table, samples, codes = chapter.evaluate_models(run, results, clf)
 print(f"classifier test accuracy {clf_acc:.2%}; NLL on {len(sets.iwae_idx)} test images with k = {run.iwae_k}; "
       f"FID etc. from {run.n_samples} samples per model against {len(sets.real)} test images")

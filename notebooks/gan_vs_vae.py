@@ -92,6 +92,8 @@ classifier_subset = None   # its training images (None: all 60,000)
 n_samples = None           # generated (and real) images scored by the quality metrics
 seed = None
 device = None              # "auto", "cpu", "cuda", ...
+precision = None      # "auto", "fp32", "bf16"
+threads = None        # torch threads per training job
 
 # %%
 from vaebook.config import chapter_params

@@ -78,6 +78,8 @@ ten_train_subset = None    # the ten-digit extension: training images (None: all
 ten_test_subset = None
 seed = None
 device = None              # "auto", "cpu", "cuda", ...
+precision = None      # "auto", "fp32", "bf16"
+threads = None        # torch threads per training job
 
 # %%
 from vaebook.config import chapter_params

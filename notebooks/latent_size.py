@@ -65,6 +65,8 @@ test_subset = None    # number of test images (None: all 10,000)
 eval_subset = None    # training images scored each epoch
 seed = None
 device = None         # "auto", "cpu", "cuda", ...
+precision = None      # "auto", "fp32", "bf16"
+threads = None        # torch threads per training job
 
 # %%
 from vaebook.config import chapter_params

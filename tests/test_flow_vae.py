@@ -281,3 +281,19 @@ def test_bad_inputs():
         iwae_bound(FlowVAE(FlowVAEConfig(latent_size=2, hidden_size=8)), torch.rand(3, 1, 28, 28), 2)
     with pytest.raises(ParameterError, match="adv_weight"):
         VAEGAN(adv_weight=-1.0)
+
+
+def test_flow_and_density_terms_stay_fp32_under_bf16_autocast():
+    """bf16 training runs the networks in bf16; the flow, its log-determinants and the prior's density must
+    not be: the same inputs give the same fp32 numbers with autocast on as off."""
+    torch.manual_seed(0)
+    model = FlowVAE(FlowVAEConfig(latent_size=4, hidden_size=16, flow="planar", n_flows=3, prior="gk"))
+    mu, logvar = torch.randn(5, 4), torch.randn(5, 4) * 0.1
+    params = torch.randn(5, model.flow.n_params)
+    plain = model._push(mu, logvar, params, 2, torch.Generator().manual_seed(1))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = model._push(mu, logvar, params, 2, torch.Generator().manual_seed(1))
+        log_p = model.prior.log_prob(plain[0].reshape(-1, 4))
+    assert cast[0].dtype == cast[1].dtype == torch.float32
+    assert torch.equal(plain[0], cast[0]) and torch.equal(plain[1], cast[1])
+    assert log_p.dtype == torch.float32

@@ -40,7 +40,7 @@ def test_a_job_trains_exactly_as_fit_does(tmp_path, one_thread):
 def test_jobs_pickle_and_train_all_loads_what_is_cached(tmp_path, one_thread):
     jobs = [_job("a", latent=2, epochs=1), _job("b", latent=4, epochs=1)]
     clone = pickle.loads(pickle.dumps(jobs))  # what a process pool or a remote worker receives
-    first = train_all(jobs, cache=tmp_path)
+    first = train_all(jobs, cache=tmp_path, workers=1)  # here, one after another (Dask: test_parallel.py)
     again = train_all(clone, cache=tmp_path)
     assert [r.loaded for r in first] == [False, False] and [r.loaded for r in again] == [True, True]
     assert [r.model.latent_size for r in again] == [2, 4]  # results in the order of the jobs

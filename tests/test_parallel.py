@@ -32,7 +32,7 @@ def _same(a, b):
 def test_a_local_cluster_gives_the_same_bits_as_one_after_another(tmp_path):
     jobs = [_job("a", 2), _job("b", 4), _job("c", 8)]
     parallel = train_all(jobs, cache=tmp_path / "dask", workers=2)
-    sequential = train_all(jobs, cache=tmp_path / "seq")
+    sequential = train_all(jobs, cache=tmp_path / "seq", workers=1)
     assert all(r.loaded for r in parallel)  # trained by the workers, loaded here
     assert not any(r.loaded for r in sequential)
     assert all(_same(p, s) for p, s in zip(parallel, sequential))

@@ -244,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     p_all = sub.add_parser("all", help="execute every chapter, then build the book")
     for p in (p_exec, p_all):
         p.add_argument("--profile", default="default", help="smoke | default | full")
+        p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="train missing models on this Dask cluster (e.g. tcp://host:8786; default "
+                            "$VAEBOOK_SCHEDULER, else a local cluster sized to this machine)")
+        p.add_argument("--workers", type=int, default=None,
+                       help="local cluster size (default: cores // threads per job; 1 trains one model at a time)")
         p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                        help="override one chapter parameter (YAML value), as papermill's -p")
     p_exec.add_argument("--build", action="store_true", help="rebuild the book afterwards")
@@ -262,6 +267,13 @@ def main(argv: list[str] | None = None) -> int:
             profile = params.pop("profile", args.profile)
             for name in names:  # check every chapter before executing any
                 check_parameters(name, profile, params)
+            # The chapters' kernels read these (vaebook.jobs.train_all); they inherit this environment.
+            if args.scheduler:
+                os.environ["VAEBOOK_SCHEDULER"] = args.scheduler
+            if args.workers is not None:
+                if args.workers < 1:
+                    raise ParameterError(f"--workers must be an integer >= 1, got {args.workers}; e.g. --workers 2")
+                os.environ["VAEBOOK_WORKERS"] = str(args.workers)
             for name in names:
                 execute(name, profile, params)
         if args.command == "build" or args.command == "all" or getattr(args, "build", False):

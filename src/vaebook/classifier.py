@@ -92,7 +92,8 @@ def _training_images(train_subset: int | None, seed: int) -> tuple[torch.Tensor,
 
 
 def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int = 0, device: str = "auto",
-                   batch_size: int = 128, lr: float = 3e-3) -> Job:
+                   batch_size: int = 128, lr: float = 3e-3, *, threads: int | None = None,
+                   precision: str = "fp32") -> Job:
     """The book's MNIST classifier as a training job (see :func:`get_classifier` for the recipe).
 
     Chapters that pass the same arguments share one checkpoint (name ``"mnist-classifier"``, the data
@@ -104,12 +105,13 @@ def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int =
     train = mnist_splits(train_subset=train_subset, seed=seed)["train"]
     return Job(name=CLASSIFIER_NAME, model=MNISTClassifier, data=partial(_training_images, train_subset, seed),
                epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, lr_schedule="onecycle",
+               threads=threads, precision=precision,
                data_key={"set": train.description, "subset": train_subset, "n": len(train)})
 
 
 def get_classifier(epochs: int = 5, train_subset: int | None = None, seed: int = 0,
-                   device: str = "auto", batch_size: int = 128, lr: float = 3e-3
-                   ) -> tuple[MNISTClassifier, float]:
+                   device: str = "auto", batch_size: int = 128, lr: float = 3e-3, *, threads: int | None = None,
+                   precision: str = "fp32") -> tuple[MNISTClassifier, float]:
     """The book's MNIST classifier, trained once through the load-or-train cache; and its test accuracy.
 
     Trained with Adam on cross-entropy over randomly shifted MNIST training images (all 60,000, or a
@@ -119,7 +121,8 @@ def get_classifier(epochs: int = 5, train_subset: int | None = None, seed: int =
     """
     from .data import mnist_splits
 
-    result = run_job(classifier_job(epochs, train_subset, seed, device, batch_size, lr))
+    result = run_job(classifier_job(epochs, train_subset, seed, device, batch_size, lr, threads=threads,
+                                    precision=precision))
     classifier = result.model.eval()
     test = mnist_splits(seed=seed)["test"]
     return classifier, classifier_accuracy(classifier, test.x, test.y)

@@ -213,6 +213,20 @@ class ChapterParams:
         return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
+@dataclass(frozen=True)
+class TrainingParams(ChapterParams):
+    """Fields every chapter that trains models has, passed to each of its training jobs."""
+
+    precision: str = choice("auto", "'auto' (each model in the precision it was measured to train as well "
+                            "in, where the hardware has native bf16), 'fp32' or 'bf16'", ("auto", "fp32", "bf16"))
+    threads: int = integer(1, "torch threads per training job (results depend on it; one lets two jobs "
+                           "train side by side on two cores)", maximum=256)
+
+    def job_settings(self) -> dict[str, Any]:
+        """The settings every training job of the chapter shares (see :class:`vaebook.jobs.Job`)."""
+        return {"seed": self.seed, "device": self.device, "precision": self.precision, "threads": self.threads}
+
+
 # --- resolving a chapter's parameters -----------------------------------------------------------------
 
 def _unknown(chapter: str, names: Sequence[str], valid: Sequence[str]) -> ParameterError:

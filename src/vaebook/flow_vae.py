@@ -210,6 +210,13 @@ class FlowVAE(VAE):
         return self._push(mu, logvar, params, n, generator)
 
     def _push(self, mu, logvar, params, n, generator):
+        # Under bf16 autocast the networks run in bf16, but the flow, its log-determinants and the density
+        # terms are sums of many small numbers: they stay in fp32 (autocast off, inputs cast up).
+        with torch.autocast(mu.device.type, enabled=False):
+            return self._push_fp32(mu.float(), logvar.float(), None if params is None else params.float(), n,
+                                   generator)
+
+    def _push_fp32(self, mu, logvar, params, n, generator):
         N, d = mu.shape
         eps = torch.randn(N, n, d, generator=generator).to(mu.device) if generator is not None \
             else torch.randn(N, n, d, device=mu.device)
@@ -224,7 +231,8 @@ class FlowVAE(VAE):
         zK, log_qK = self.posterior_sample(x)
         zK, log_qK = zK[:, 0], log_qK[:, 0]
         recon = reconstruction_nll(self.decoder(zK), x)
-        kl = log_qK - self.prior.log_prob(zK)      # Monte-Carlo KL(q_K || p), one sample
+        with torch.autocast(zK.device.type, enabled=False):  # the prior's density (g-and-k root finder) in fp32
+            kl = log_qK - self.prior.log_prob(zK.float())    # Monte-Carlo KL(q_K || p), one sample
         return ELBOTerms((recon + kl).mean(), recon, kl)
 
     @torch.no_grad()
@@ -243,8 +251,10 @@ class FlowVAE(VAE):
             zK, log_qK = self._push(mu, logvar, params, n, generator)
             N, _, d = zK.shape
             logits = self.decoder(zK.reshape(N * n, d))
-            log_px = -reconstruction_nll(logits, x.repeat_interleave(n, dim=0)).reshape(N, n)
-            out.append(log_px + self.prior.log_prob(zK.reshape(N * n, d)).reshape(N, n) - log_qK)
+            log_px = -reconstruction_nll(logits.float(), x.repeat_interleave(n, dim=0)).reshape(N, n)
+            with torch.autocast(zK.device.type, enabled=False):  # fp32 terms for the IWAE log-sum-exp
+                log_pz = self.prior.log_prob(zK.reshape(N * n, d).float()).reshape(N, n)
+            out.append(log_px + log_pz - log_qK)
         return torch.cat(out, dim=1)
 
 

@@ -158,13 +158,13 @@ def _unlabelled(x: torch.Tensor) -> tuple[torch.Tensor, None]:
 def vae_job(data: Callable[[], tuple[torch.Tensor, None]], config: VAEConfig = DEFAULT_CONFIG, *,
             epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR,
             seed: int = 0, device: str | torch.device = "auto", name: str = "gmm_vae", data_key=None,
-            chapter: str = "") -> Job:
+            chapter: str = "", threads: int | None = None, precision: str = "fp32") -> Job:
     """The VAE of this method as a :class:`vaebook.jobs.Job`: ``data`` returns ``(train_x, None)`` (the
     labels are never used), ``data_key`` names the data selection in the cache key."""
     if not isinstance(config, VAEConfig):
         raise ParameterError(f"config must be a vaebook.models.VAEConfig, got {type(config).__name__}")
     return Job(name=name, model=partial(VAE, config), data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-               seed=seed, device=device, data_key=data_key, chapter=chapter)
+               seed=seed, device=device, data_key=data_key, chapter=chapter, threads=threads, precision=precision)
 
 
 def train_vae(train_x: torch.Tensor, *, config: VAEConfig = DEFAULT_CONFIG, epochs: int = DEFAULT_EPOCHS,

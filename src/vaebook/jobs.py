@@ -115,7 +115,7 @@ def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
                                            data_key=job.data_key, extra_key=job.extra_key, device=device,
                                            lr_schedule=job.lr_schedule,
                                            precision=resolve_precision(job.precision, model, device),
-                                           channels_last=job.channels_last))
+                                           channels_last=job.channels_last, threads=job.threads))
     path = checkpoint_path(job.name, key, cache)
     if path is None or not path.exists():
         return path, 0
@@ -135,20 +135,38 @@ def _check_jobs(jobs: Sequence[Job]) -> list[Job]:
     return jobs
 
 
+def local_workers(jobs: Sequence[Job]) -> int:
+    """How many jobs train side by side on this machine: ``$VAEBOOK_WORKERS`` if set, else as many as the
+    cores hold at the jobs' thread counts (cores // threads), never more than the jobs. GPU jobs: one."""
+    env = os.environ.get("VAEBOOK_WORKERS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ParameterError(f"VAEBOOK_WORKERS must be an integer >= 1, got {env!r}; e.g. VAEBOOK_WORKERS=2")
+        return min(int(env), max(1, len(jobs)))
+    if any(resolve_device(j.device).type != "cpu" for j in jobs):
+        return 1
+    threads = max([j.threads or torch.get_num_threads() for j in jobs] or [1])
+    return max(1, min(len(jobs), (os.cpu_count() or 1) // threads))
+
+
 def train_all(jobs: Sequence[Job], *, cache: Any = True, progress: bool | None = None,
               workers: int | None = None, scheduler: str | None = None) -> list[FitResult]:
     """Train every job not in the cache and load the rest; the results in the order of ``jobs``.
 
-    Without ``workers`` or ``scheduler`` every job runs here, one after another. With ``scheduler``
-    (a Dask scheduler address, e.g. ``tcp://host:8786``) or ``workers`` >= 2 (a local cluster of that many
-    processes), the missing jobs train on Dask first (see :func:`train_on_dask`); then every result is
-    loaded from the cache here.
+    The missing jobs train side by side on Dask (see :func:`train_on_dask`): on the cluster of
+    ``scheduler`` (a Dask scheduler address such as ``tcp://host:8786``, default ``$VAEBOOK_SCHEDULER``), or
+    else on a local cluster of ``workers`` processes (default :func:`local_workers`) when that is two or
+    more and two or more jobs are missing. Otherwise they train here, one after another. Either way every
+    result is then loaded here from the cache, and a job gives the same bits wherever it ran (it fixes its
+    thread count).
     """
     jobs = _check_jobs(jobs)
-    if scheduler is not None or (workers is not None and workers >= 2):
+    scheduler = scheduler or os.environ.get("VAEBOOK_SCHEDULER") or None
+    if scheduler is not None or (cache is not False and len(jobs) >= 2):
         missing = [j for j in jobs if job_checkpoint(j, cache)[1] < j.epochs]
-        if missing:
-            train_on_dask(missing, cache=cache, workers=workers, scheduler=scheduler, progress=progress)
+        n = local_workers(missing) if workers is None else min(workers, len(missing))
+        if missing and (scheduler is not None or (n >= 2 and len(missing) >= 2)):
+            train_on_dask(missing, cache=cache, workers=n, scheduler=scheduler, progress=progress)
     return [run_job(j, cache=cache, progress=progress) for j in jobs]
 
 
@@ -212,8 +230,12 @@ def train_on_dask(jobs: Sequence[Job], *, cache: Any = True, workers: int | None
             futures[fut] = job
         summaries: dict[str, dict] = {}
         errors: list[str] = []
-        bar = tqdm(total=len(jobs), desc="training jobs", unit="job", file=sys.stderr,
-                   disable=(None if progress is None else not progress) if sys.stderr.isatty() or progress else True)
+        # On the terminal only: inside a notebook kernel sys.__stderr__ is still the terminal of `make book`,
+        # while sys.stderr would print into the page.
+        terminal = sys.__stderr__
+        show = progress if progress is not None else bool(terminal and terminal.isatty())
+        bar = tqdm(total=len(jobs), desc=f"training {len(jobs)} jobs on Dask", unit="job", file=terminal,
+                   disable=not show)
         for fut in as_completed(futures):
             job = futures[fut]
             try:

@@ -40,7 +40,9 @@ from .data import PROJECT_ROOT, binarize as binarize_images
 from .io import atomic_torch_save
 
 log = logging.getLogger("vaebook.train")
-FORMAT_VERSION = 1
+# 2: the key records the torch thread count, the precision and the memory format, which all change the
+# trained bits (format 1 keys had none of them, so a checkpoint could not say how it was made).
+FORMAT_VERSION = 2
 
 
 class TrainingError(RuntimeError):
@@ -80,7 +82,7 @@ def cache_key(model: nn.Module, params: dict[str, Any]) -> str:
 def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor | None, *, epochs: int,
                     batch_size: int, lr: float, seed: int, binarize: bool, data_key: Any, extra_key: Any,
                     device: torch.device, lr_schedule: str, precision: str = "fp32",
-                    channels_last: bool | None = None) -> dict[str, Any]:
+                    channels_last: bool | None = None, threads: int | None = None) -> dict[str, Any]:
     """The training half of a checkpoint's cache key (the model's own ``cache_key`` is the other half)."""
     if data_key is None:
         data_key = {"shape": list(train_x.shape), "sum": float(train_x.double().sum()),
@@ -90,10 +92,11 @@ def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
               "data": data_key, "extra": extra_key, "device_type": device.type}
     if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
         params["lr_schedule"] = lr_schedule
-    if precision != "fp32":  # likewise: fp32 checkpoints keep their keys
-        params["precision"] = precision
-    if channels_last if channels_last is not None else getattr(model, "channels_last", False):
-        params["memory_format"] = "channels_last"
+    cl = channels_last if channels_last is not None else getattr(model, "channels_last", False)
+    params["precision"] = precision
+    params["memory_format"] = "channels_last" if cl else "contiguous"
+    # On the CPU the thread count fixes the order of floating-point reductions, so it is part of the result.
+    params["threads"] = (threads or torch.get_num_threads()) if device.type == "cpu" else None
     return params
 
 

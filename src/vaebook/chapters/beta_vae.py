@@ -10,7 +10,7 @@ import torch
 
 from .. import data
 from ..beta_vae import Setting, beta_grid, loss_tracker, representative_indices, resolve_beta
-from ..config import ChapterParams, ParameterError, custom, fraction, integer, integers, number
+from ..config import TrainingParams, ParameterError, custom, fraction, integer, integers, number
 from ..jobs import Hooks, Job
 from ..models import VAE, VAEConfig
 
@@ -35,7 +35,7 @@ def check_betas(name: str, value: Any) -> tuple[str | float, ...]:
 
 
 @dataclass(frozen=True)
-class Params(ChapterParams):
+class Params(TrainingParams):
     latent_sizes: tuple[int, ...] = integers((5, 10, 15, 20), "latent sizes d, one model per (d, β)")
     betas: tuple[str | float, ...] = custom(("source", 1.0), "β grid against the summed ELBO; 'source' means "
                                             "the source's 784·0.001/d", check_betas)
@@ -104,6 +104,6 @@ def jobs(run) -> list[Job]:
     return [Job(name=f"beta_vae-d{s.d}-beta{s.value:.4f}",
                 model=partial(VAE, VAEConfig(latent_size=s.d, arch="conv", beta=s.value)),
                 data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                seed=p.seed, device=p.device, chapter="beta_vae",
+                **p.job_settings(), chapter="beta_vae",
                 extra_key={"tracker": "beta-vae-loss-v1", "val": n_val}, hooks=partial(_hooks, p))
             for s in settings(run)]

@@ -11,10 +11,10 @@ import pandas as pd
 import torch
 
 from .. import data
-from ..classifier import MNISTClassifier
-from ..config import ChapterParams, ParameterError, choice, custom, integer, number
+from ..classifier import MNISTClassifier, classifier_job
+from ..config import TrainingParams, ParameterError, choice, custom, integer, number
 from ..flow_vae import VAEGAN, FlowVAE, FlowVAEConfig, evaluate_model, ex_post_comparison, fixed_binarization
-from ..jobs import Job
+from ..jobs import Job, train_all
 from ..quality import gaussian_blur, sample_quality
 from ..train import FitResult
 
@@ -37,7 +37,7 @@ def _layers(default: int, help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Params(ChapterParams):
+class Params(TrainingParams):
     latent_size: int = integer(20, "latent dimensions of every model")
     hidden_size: int = integer(400, "width of the encoder's and decoder's hidden layer")
     epochs: int = integer(5, "training epochs per model")
@@ -132,13 +132,26 @@ def jobs(run) -> list[Job]:
     likelihood terms itself and shows its discriminator grey-level images."""
     p: Params = run.params
     common = dict(data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                  seed=p.seed, device=p.device, chapter="flow_vae")
+                  **p.job_settings(), chapter="flow_vae")
     out = [Job(name="flow_vae-" + label.replace(" ", "").replace("=", ""), model=partial(FlowVAE, cfg),
                binarize=True, **common) for label, cfg in model_configs(p).items()]
     if p.vaegan:
         vaegan = partial(VAEGAN, FlowVAEConfig(p.latent_size, p.hidden_size), adv_weight=p.adv_weight)
         out.append(Job(name="flow_vae-vaegan", model=vaegan, binarize=False, **common))
     return out
+
+
+def classifier_job_of(p: Params) -> Job:
+    """The book's MNIST classifier behind this chapter's sample-quality scores (shared with the GAN chapter)."""
+    return replace(classifier_job(p.classifier_epochs, p.classifier_subset, p.seed, p.device, threads=p.threads,
+                                  precision=p.precision), chapter="flow_vae")
+
+
+def train(run) -> tuple[dict[str, FitResult], MNISTClassifier]:
+    """Train (or load) every model of :func:`jobs` and the classifier, side by side; the models' results by
+    label (:func:`labels`) and the classifier in eval mode."""
+    *fits, clf = train_all(jobs(run) + [classifier_job_of(run.params)])
+    return dict(zip(labels(run), fits)), clf.model.eval()
 
 
 def evaluate_models(run, results: Mapping[str, FitResult], classifier: MNISTClassifier

@@ -11,7 +11,7 @@ import torch
 
 from .. import data
 from ..classifier import MNISTClassifier, classifier_job, get_classifier
-from ..config import ChapterParams, choice, integer, number
+from ..config import TrainingParams, choice, integer, number
 from ..gan import GAN
 from ..jobs import Hooks, Job, run_job
 from ..models import VAE, VAEConfig, count_parameters
@@ -29,7 +29,7 @@ def _subset(default: int | None, help: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Params(ChapterParams):
+class Params(TrainingParams):
     vae_epochs: int = integer(4, "VAE training epochs")
     gan_epochs: int = integer(10, "GAN training epochs")
     vae_train_subset: int | None = _subset(20000, "training images for the VAE")
@@ -84,12 +84,14 @@ def chapter_data(p: Params) -> ChapterData:
 
 def chapter_classifier_job(p: Params) -> Job:
     """The book's MNIST classifier with this chapter's settings (shared with any chapter that uses them)."""
-    return replace(classifier_job(p.classifier_epochs, p.classifier_subset, p.seed, p.device), chapter=CHAPTER)
+    return replace(classifier_job(p.classifier_epochs, p.classifier_subset, p.seed, p.device, threads=p.threads,
+                                  precision=p.precision), chapter=CHAPTER)
 
 
 def classifier(p: Params) -> tuple[MNISTClassifier, float]:
     """The chapter's MNIST classifier (from the cache once trained) and its test accuracy."""
-    return get_classifier(p.classifier_epochs, p.classifier_subset, p.seed, p.device)
+    return get_classifier(p.classifier_epochs, p.classifier_subset, p.seed, p.device, threads=p.threads,
+                          precision=p.precision)
 
 
 def _training_images(p: Params, model: str) -> tuple[torch.Tensor, None]:
@@ -124,7 +126,7 @@ def jobs(run) -> list[Job]:
     track_key = {"tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), p.classifier_epochs,
                                                         p.classifier_subset, p.seed],
                  "n_track": N_TRACK, "reference": p.n_samples}
-    common = dict(seed=p.seed, device=p.device, chapter=CHAPTER, extra_key=track_key)
+    common = dict(**p.job_settings(), chapter=CHAPTER, extra_key=track_key)
     return [chapter_classifier_job(p),
             Job(name=f"{CHAPTER}-vae", model=partial(VAE, vae_config(p)), data=partial(_training_images, p, "vae"),
                 epochs=p.vae_epochs, batch_size=p.vae_batch_size, lr=p.vae_lr, hooks=partial(_hooks, p, "vae"),

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from .. import data
-from ..config import ChapterParams, integer, number
+from ..config import TrainingParams, integer, number
 from ..gmm_vae import DIGITS, ClusteringComparison, compare_clusterings, latent_codes, mnist_gmm_splits, \
     split_counts, vae_job
 from ..jobs import Job
@@ -19,7 +19,7 @@ from ..models import VAE, VAEConfig, count_parameters
 
 
 @dataclass(frozen=True)
-class Params(ChapterParams):
+class Params(TrainingParams):
     epochs: int = integer(20, "training epochs of the 2-D VAE on 1, 4 and 8")
     batch_size: int = integer(128, "images per mini-batch (both VAEs)")
     lr: float = number(1e-3, "Adam learning rate (both VAEs)")
@@ -84,7 +84,7 @@ def jobs(run) -> list[Job]:
     """The 2-D VAE on 1/4/8 and the ten-digit VAE (labels unused by both)."""
     p: Params = run.params
     d = chapter_data(p)
-    common = dict(batch_size=p.batch_size, lr=p.lr, seed=p.seed, device=p.device, chapter="gmm_vae")
+    common = dict(batch_size=p.batch_size, lr=p.lr, **p.job_settings(), chapter="gmm_vae")
     return [
         vae_job(partial(_digits_training_images, p),
                 VAEConfig(latent_size=2, arch="mlp", hidden_size=p.hidden_size),

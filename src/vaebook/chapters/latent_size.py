@@ -8,14 +8,14 @@ from functools import lru_cache, partial
 import torch
 
 from .. import data
-from ..config import ChapterParams, integer, integers, number
+from ..config import TrainingParams, integer, integers, number
 from ..evaluate import latent_snapshot, reconstruction_tracker
 from ..jobs import Hooks, Job
 from ..models import VAE, VAEConfig
 
 
 @dataclass(frozen=True)
-class Params(ChapterParams):
+class Params(TrainingParams):
     latent_sizes: tuple[int, ...] = integers((2, 4, 16), "latent sizes to compare, one model each")
     epochs: int = integer(12, "training epochs per model")
     batch_size: int = integer(128, "images per mini-batch")
@@ -76,7 +76,7 @@ def jobs(run) -> list[Job]:
     d = chapter_data(p)
     return [Job(name=f"latent_size-d{size}", model=partial(VAE, model_config(size)),
                 data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                seed=p.seed, device=p.device, chapter="latent_size",
+                **p.job_settings(), chapter="latent_size",
                 extra_key={"tracker": "recon-v1", "eval": len(d.train_eval), "test": len(d.test)},
                 hooks=partial(_hooks, p))
             for size in p.latent_sizes]
