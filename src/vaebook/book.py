@@ -159,9 +159,15 @@ def _git(*args: str) -> str:
 
 def _record_run(out_dir: Path, name: str, profile: str, params: dict, seconds: float) -> None:
     # One small file per chapter, so chapters executed in parallel never overwrite each other's record.
+    from .train import cpu_has_fast_bf16
+
     record = {"profile": profile, "overrides": params, "seconds": round(seconds, 1),
               "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "commit": _git("rev-parse", "--short", "HEAD") or "unknown"}
+              "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
+              # what precision="auto" resolved against, and where the missing models trained
+              "compute": {"native_bf16": cpu_has_fast_bf16(), "cpu_cores": os.cpu_count(),
+                          "scheduler": os.environ.get("VAEBOOK_SCHEDULER") or "local",
+                          "workers": os.environ.get("VAEBOOK_WORKERS") or "cores // threads"}}
     atomic_write_json(out_dir / "runs" / f"{name}.json", record)
 
 
@@ -197,18 +203,21 @@ def _write_generated_pages(out_dir: Path) -> None:
              "named profile and optional overrides. This page lists how each chapter in this build was "
              "produced; each chapter's first cells show every parameter, the device and the package "
              "versions.", "",
-             "| chapter | profile | overrides | execution time | finished | commit |",
-             "|---|---|---|---|---|---|"]
+             "| chapter | profile | overrides | execution time | compute | finished | commit |",
+             "|---|---|---|---|---|---|---|"]
     for name in available_chapters():
         r = read_run_record(out_dir, name)
         if r is None or not (out_dir / f"{name}.ipynb").exists():
-            lines.append(f"| {TITLES.get(name, name)} | not executed | | | | |")
+            lines.append(f"| {TITLES.get(name, name)} | not executed | | | | | |")
             continue
         if isinstance(r, str):
-            lines.append(f"| {TITLES.get(name, name)} | record unreadable: re-execute it | | | | |")
+            lines.append(f"| {TITLES.get(name, name)} | record unreadable: re-execute it | | | | | |")
             continue
         over = ", ".join(f"`{k}={v!r}`" for k, v in r["overrides"].items()) or "none"
-        lines.append(f"| {TITLES.get(name, name)} | `{r['profile']}` | {over} | {r['seconds']:.0f} s | "
+        c = r.get("compute") or {}
+        compute = (f"{c.get('cpu_cores')} cores, native bf16: {'yes' if c.get('native_bf16') else 'no'}, "
+                   f"jobs on {c.get('scheduler')} Dask ({c.get('workers')} workers)") if c else "not recorded"
+        lines.append(f"| {TITLES.get(name, name)} | `{r['profile']}` | {over} | {r['seconds']:.0f} s | {compute} | "
                      f"{r['finished']} | `{r['commit']}` |")
     lines += ["", "To rerun one chapter with other parameters:", "",
               "```bash", "make chapter NAME=latent_size PARAMS=\"-p epochs 3\"", "```", ""]

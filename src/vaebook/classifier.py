@@ -36,6 +36,11 @@ class MNISTClassifier(nn.Module):
         if not augment_pixels >= 0:
             raise ValueError(f"augment_pixels must be >= 0, got {augment_pixels!r}")
         self.augment_pixels = float(augment_pixels)
+        # precision="auto" (bench/bench_precision.py, 2 cores with native bf16): 1.41x faster in bf16 +
+        # channels_last (1.74x on one thread); test accuracy over 3 seeds 99.08-99.14% against fp32's
+        # 99.08-99.14% (bench/bench_precision_quality.py).
+        self.preferred_precision = "bf16"
+        self.channels_last = True
         self.body = nn.Sequential(
             nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
             nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),

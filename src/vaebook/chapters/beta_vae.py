@@ -39,10 +39,10 @@ class Params(TrainingParams):
     latent_sizes: tuple[int, ...] = integers((5, 10, 15, 20), "latent sizes d, one model per (d, β)")
     betas: tuple[str | float, ...] = custom(("source", 1.0), "β grid against the summed ELBO; 'source' means "
                                             "the source's 784·0.001/d", check_betas)
-    epochs: int = integer(4, "training epochs per model")
+    epochs: int = integer(5, "training epochs per model")
     batch_size: int = integer(32, "images per mini-batch")
     lr: float = number(1e-3, "Adam learning rate")
-    train_subset: int | None = integer(8000, "training images drawn before the validation split",
+    train_subset: int | None = integer(24000, "training images drawn before the validation split",
                                        optional=True, none_means="all 60,000")
     val_fraction: float = fraction(0.2, "share of those held out for validation curves and model selection")
     test_subset: int | None = integer(None, "test images", optional=True, none_means="all 10,000")

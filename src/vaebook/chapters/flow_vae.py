@@ -40,7 +40,7 @@ def _layers(default: int, help: str) -> Any:
 class Params(TrainingParams):
     latent_size: int = integer(20, "latent dimensions of every model")
     hidden_size: int = integer(400, "width of the encoder's and decoder's hidden layer")
-    epochs: int = integer(5, "training epochs per model")
+    epochs: int = integer(7, "training epochs per model")
     batch_size: int = integer(128, "images per mini-batch")
     lr: float = number(1e-3, "Adam learning rate")
     planar_ks: tuple[int, ...] = custom((2, 16), "numbers of planar layers, one model each (may be empty)",

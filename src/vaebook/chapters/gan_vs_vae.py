@@ -31,9 +31,9 @@ def _subset(default: int | None, help: str) -> int | None:
 @dataclass(frozen=True)
 class Params(TrainingParams):
     vae_epochs: int = integer(4, "VAE training epochs")
-    gan_epochs: int = integer(10, "GAN training epochs")
+    gan_epochs: int = integer(8, "GAN training epochs")
     vae_train_subset: int | None = _subset(20000, "training images for the VAE")
-    gan_train_subset: int | None = _subset(4096, "training images for the GAN")
+    gan_train_subset: int | None = _subset(12288, "training images for the GAN")
     vae_batch_size: int = integer(128, "VAE images per mini-batch", minimum=2)
     gan_batch_size: int = integer(64, "GAN images per mini-batch", minimum=2)
     vae_lr: float = number(1e-3, "VAE Adam learning rate")
