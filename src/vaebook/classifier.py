@@ -37,7 +37,7 @@ class MNISTClassifier(nn.Module):
             raise ValueError(f"augment_pixels must be >= 0, got {augment_pixels!r}")
         self.augment_pixels = float(augment_pixels)
         # precision="auto" (bench/bench_precision.py, 2 cores with native bf16): 1.41x faster in bf16 +
-        # channels_last (1.74x on one thread); test accuracy over 3 seeds 99.08-99.14% against fp32's
+        # channels_last (1.74x on one thread); test accuracy over 3 seeds 99.11-99.14% against fp32
         # 99.08-99.14% (bench/bench_precision_quality.py).
         self.preferred_precision = "bf16"
         self.channels_last = True
@@ -98,7 +98,7 @@ def _training_images(train_subset: int | None, seed: int) -> tuple[torch.Tensor,
 
 def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int = 0, device: str = "auto",
                    batch_size: int = 128, lr: float = 3e-3, *, threads: int | None = None,
-                   precision: str = "fp32") -> Job:
+                   precision: str = "auto") -> Job:
     """The book's MNIST classifier as a training job (see :func:`get_classifier` for the recipe).
 
     Chapters that pass the same arguments share one checkpoint (name ``"mnist-classifier"``, the data
@@ -116,7 +116,7 @@ def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int =
 
 def get_classifier(epochs: int = 5, train_subset: int | None = None, seed: int = 0,
                    device: str = "auto", batch_size: int = 128, lr: float = 3e-3, *, threads: int | None = None,
-                   precision: str = "fp32") -> tuple[MNISTClassifier, float]:
+                   precision: str = "auto") -> tuple[MNISTClassifier, float]:
     """The book's MNIST classifier, trained once through the load-or-train cache; and its test accuracy.
 
     Trained with Adam on cross-entropy over randomly shifted MNIST training images (all 60,000, or a

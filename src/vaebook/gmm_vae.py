@@ -158,7 +158,7 @@ def _unlabelled(x: torch.Tensor) -> tuple[torch.Tensor, None]:
 def vae_job(data: Callable[[], tuple[torch.Tensor, None]], config: VAEConfig = DEFAULT_CONFIG, *,
             epochs: int = DEFAULT_EPOCHS, batch_size: int = DEFAULT_BATCH_SIZE, lr: float = DEFAULT_LR,
             seed: int = 0, device: str | torch.device = "auto", name: str = "gmm_vae", data_key=None,
-            chapter: str = "", threads: int | None = None, precision: str = "fp32") -> Job:
+            chapter: str = "", threads: int | None = None, precision: str = "auto") -> Job:
     """The VAE of this method as a :class:`vaebook.jobs.Job`: ``data`` returns ``(train_x, None)`` (the
     labels are never used), ``data_key`` names the data selection in the cache key."""
     if not isinstance(config, VAEConfig):

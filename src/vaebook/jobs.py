@@ -70,7 +70,7 @@ class Job:
     hooks: Callable[[torch.device], Hooks] | None = None
     chapter: str = ""
     threads: int | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     channels_last: bool | None = None
 
     def describe(self) -> str:

@@ -207,7 +207,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
         epoch_end: Callable[[nn.Module, int], dict[str, float]] | None = None,
         snapshot: Callable[[nn.Module, int], dict[str, torch.Tensor]] | None = None,
         cache: bool | str | os.PathLike = True, progress: bool | None = None,
-        stop_after: int | None = None, lr_schedule: str = "constant", precision: str = "fp32",
+        stop_after: int | None = None, lr_schedule: str = "constant", precision: str = "auto",
         channels_last: bool | None = None) -> FitResult:
     """Train ``build()`` on ``train_x`` (and labels ``train_y``) or load it from the cache.
 
