@@ -67,3 +67,18 @@ def test_a_failing_job_is_named_and_the_others_are_kept(tmp_path):
     with pytest.raises(JobError, match=r"chapter 'test', model 'diverges' failed after epoch 0 of 2"):
         train_all([bad, good], cache=tmp_path, workers=2)
     assert job_checkpoint(good, tmp_path)[1] == 2
+
+
+def test_jobs_go_to_a_cluster_given_by_its_scheduler_address(tmp_path, monkeypatch):
+    """What `--scheduler tcp://host:port` / $VAEBOOK_SCHEDULER does: the jobs train on that cluster's workers
+    (here a separate local cluster on the loopback), and the results here are loaded from the shared cache."""
+    from distributed import LocalCluster
+
+    jobs = [_job("x", 2), _job("y", 3)]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      host="127.0.0.1") as cluster:
+        monkeypatch.setenv("VAEBOOK_SCHEDULER", cluster.scheduler_address)
+        remote = train_all(jobs, cache=tmp_path / "remote")
+    monkeypatch.delenv("VAEBOOK_SCHEDULER")
+    here = train_all(jobs, cache=tmp_path / "here", workers=1)
+    assert all(r.loaded for r in remote) and all(_same(a, b) for a, b in zip(remote, here))

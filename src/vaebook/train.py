@@ -251,6 +251,8 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     precision = resolve_precision(precision, model, dev)
+    if dev.type == "cuda":  # TF32 matmuls where reduced precision was chosen; exact fp32 otherwise
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = precision != "fp32"
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=(precision == "bf16"))
     optimizers = _default_optimizers(model, lr, dev)
     schedulers = _schedulers(optimizers, lr_schedule, lr, epochs * n_batches)
