@@ -82,3 +82,10 @@ def test_jobs_go_to_a_cluster_given_by_its_scheduler_address(tmp_path, monkeypat
     monkeypatch.delenv("VAEBOOK_SCHEDULER")
     here = train_all(jobs, cache=tmp_path / "here", workers=1)
     assert all(r.loaded for r in remote) and all(_same(a, b) for a, b in zip(remote, here))
+
+
+def test_local_workers_get_the_malloc_settings_not_dasks_trim_threshold():
+    with dask_client(workers=1) as client:
+        env = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")})
+    (worker_env,) = env.values()
+    assert worker_env == {"MALLOC_TRIM_THRESHOLD_": "268435456", "OMP_NUM_THREADS": "1"}
