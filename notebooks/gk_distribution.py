@@ -132,8 +132,10 @@ plt.show()
 # %% [markdown]
 # ### Why it is so flexible: the octile view
 #
-# Moments are a poor handle on the g-and-k distribution, because the mean exists only for $k < 1$ and the
-# variance only for $k < 1/2$. Its octiles $E_i = Q(\Phi^{-1}(i/8))$ always exist, and with $z_i =
+# Moments are a poor handle on the g-and-k distribution. They all exist (with Gaussian $z$, $|Q(z)|$ grows
+# only like $|z|^{2k+1}$, so every moment is finite for $k > -1/2$; the conditions $k < 1$ and $k < 1/2$
+# sometimes quoted belong to the g-and-h family's $h$), but they have no closed form and heavy tails make
+# their sample estimates converge slowly. Its octiles $E_i = Q(\Phi^{-1}(i/8))$ are exact, and with $z_i =
 # \Phi^{-1}(i/8)$ they separate the parameters exactly:
 #
 # $$
