@@ -392,16 +392,17 @@ for label, q in (("VAE", vq), ("GAN", gq)):
 #   single FID number mixes.
 # * **Coverage.** The class histogram shows whether a model favours some digits. The printed line says
 #   whether the GAN's samples meet the target of every digit between 5% and 15%. That target is set for
-#   the `full` profile; with the `default` profile's few hundred generator steps the GAN is far from
-#   converged, and an uneven histogram there says more about the budget than about GANs.
+#   the `full` profile; with the `default` profile's budget (its generator updates are in the training-cost
+#   table) the GAN is far from converged, and an uneven histogram there says more about the budget than
+#   about GANs.
 # * **Memorisation.** The nearest-neighbour table compares samples with unseen real digits; the
 #   printed verdict says whether either model's samples sit suspiciously close to its training images.
 #   Copying would show as samples much closer than real test digits, and as near-duplicates in the
 #   sample/neighbour rows.
 # * **Cost.** Per image, a GAN update costs many times a VAE update here (see the training-cost
 #   table): the generator's 128-channel transposed convolutions at full resolution dominate. On a CPU
-#   the VAE gets much further for the same time, which is one honest reason the comparison in the
-#   `default` profile favours it; the `full` profile gives both models the source's budgets.
+#   the VAE gets much further for the same time, so a `default`-profile comparison compares budgets as
+#   much as models, and one seed cannot settle it; the `full` profile gives both models the source's budgets.
 # * **Where the source differs.** The source trained its VAE on mean BCE plus mean KL, a $\beta = 49$
 #   objective that over-smooths; the per-image ELBO used here is the VAE's actual objective. The source
 #   judged samples by eye; here every claim rests on a computed, calibrated number.

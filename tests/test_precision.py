@@ -11,7 +11,7 @@ from vaebook.classifier import MNISTClassifier
 from vaebook.config import ParameterError
 from vaebook.flow_vae import FlowVAE, FlowVAEConfig
 from vaebook.gan import GAN
-from vaebook.jobs import Job, job_checkpoint, local_workers, run_job
+from vaebook.jobs import Job, job_path, local_workers, run_job
 from vaebook.models import VAE, VAEConfig
 
 
@@ -46,7 +46,7 @@ def _job(**kw):
 
 
 def test_precision_memory_format_and_threads_are_in_the_key(tmp_path):
-    paths = {job_checkpoint(_job(**kw), tmp_path)[0].name for kw in
+    paths = {job_path(_job(**kw), tmp_path).name for kw in
              ({}, {"precision": "bf16"}, {"channels_last": True}, {"threads": 2})}
     assert len(paths) == 4
 

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data import training_tensors
 from .evaluate import batched
 from .jobs import Job, run_job
 from .metrics import as_nchw
@@ -88,14 +89,6 @@ def classifier_accuracy(classifier: MNISTClassifier, x: torch.Tensor, y: torch.T
     return (classifier_probs(classifier, x).argmax(1) == y.cpu()).float().mean().item()
 
 
-def _training_images(train_subset: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The classifier's training images and labels: all of MNIST's, or a seeded subset."""
-    from .data import mnist_splits
-
-    train = mnist_splits(train_subset=train_subset, seed=seed)["train"]
-    return train.x, train.y
-
-
 def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int = 0, device: str = "auto",
                    batch_size: int = 128, lr: float = 3e-3, *, threads: int | None = None,
                    precision: str = "auto") -> Job:
@@ -108,7 +101,7 @@ def classifier_job(epochs: int = 5, train_subset: int | None = None, seed: int =
     from .data import mnist_splits
 
     train = mnist_splits(train_subset=train_subset, seed=seed)["train"]
-    return Job(name=CLASSIFIER_NAME, model=MNISTClassifier, data=partial(_training_images, train_subset, seed),
+    return Job(name=CLASSIFIER_NAME, model=MNISTClassifier, data=partial(training_tensors, subset=train_subset, seed=seed),
                epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, lr_schedule="onecycle",
                threads=threads, precision=precision,
                data_key={"set": train.description, "subset": train_subset, "n": len(train)})

@@ -277,7 +277,7 @@ def chapter_params(chapter: str, profile: str, namespace: Mapping[str, Any]) -> 
     for k, v in namespace.items():
         if k.startswith("_") or k in _KERNEL_NAMES:
             continue
-        if isinstance(v, (types.ModuleType, types.FunctionType, type)) or callable(v):
+        if isinstance(v, types.ModuleType) or callable(v):  # imports and definitions, not parameters
             continue
         if k in valid:
             overrides[k] = v

@@ -104,8 +104,8 @@ def run_job(job: Job, *, cache: Any = True, progress: bool | None = None,
                    lr_schedule=job.lr_schedule, precision=job.precision, channels_last=job.channels_last)
 
 
-def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
-    """The job's checkpoint path and how many epochs it holds (0 when absent), without training."""
+def job_path(job: Job, cache: Any = True) -> Path | None:
+    """Where the job's checkpoint lives (None when caching is off): the key ``fit`` computes, without training."""
     train_x, train_y = job.data()
     with torch.random.fork_rng(devices=[]):  # building the model draws initial weights: leave no trace
         model = job.model()
@@ -116,7 +116,12 @@ def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
                                            lr_schedule=job.lr_schedule,
                                            precision=resolve_precision(job.precision, model, device),
                                            channels_last=job.channels_last, threads=job.threads))
-    path = checkpoint_path(job.name, key, cache)
+    return checkpoint_path(job.name, key, cache)
+
+
+def job_checkpoint(job: Job, cache: Any = True) -> tuple[Path | None, int]:
+    """The job's checkpoint path and how many epochs it holds (0 when absent), without training."""
+    path = job_path(job, cache)
     if path is None or not path.exists():
         return path, 0
     state = _load_checkpoint(path)
@@ -236,8 +241,8 @@ def train_on_dask(jobs: Sequence[Job], *, cache: Any = True, workers: int | None
             client = stack.enter_context(dask_client(workers, scheduler))
         futures = {}
         for job in jobs:
-            path, _ = job_checkpoint(job, cache)
-            fut = client.submit(_train_in_worker, job, cache_path, key=f"vaebook-train-{path.stem}", retries=1)
+            key = f"vaebook-train-{job_path(job, cache).stem}"
+            fut = client.submit(_train_in_worker, job, cache_path, key=key, retries=1)
             futures[fut] = job
         summaries: dict[str, dict] = {}
         errors: list[str] = []

@@ -16,6 +16,7 @@ had uninterrupted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -90,8 +91,7 @@ def training_params(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
     params = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
               "optimizer": "adam-fused" if not hasattr(model, "make_optimizers") else "model's own",
               "data": data_key, "extra": extra_key, "device_type": device.type}
-    if lr_schedule != "constant":  # only when used, so the keys of existing constant-lr checkpoints stay valid
-        params["lr_schedule"] = lr_schedule
+    params["lr_schedule"] = lr_schedule
     cl = channels_last if channels_last is not None else getattr(model, "channels_last", False)
     params["precision"] = precision
     params["memory_format"] = "channels_last" if cl else "contiguous"
@@ -108,6 +108,7 @@ def checkpoint_path(name: str, key: str, cache: bool | str | os.PathLike = True)
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_fast_bf16() -> bool:
     """True when the CPU has native bf16 arithmetic (AVX512-BF16 or AMX-BF16). Without it oneDNN emulates
     bf16 and training is slower than in fp32, so ``precision="auto"`` keeps fp32 there."""
@@ -226,8 +227,8 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
     precision: "fp32", "bf16" (the forward pass under ``torch.autocast`` in bfloat16; weights, optimiser state
         and evaluation hooks stay fp32) or "auto" (see :func:`resolve_precision`).
     channels_last: train in the channels-last memory format; None takes the model's ``channels_last``
-        attribute (default False). Precision and memory format are part of the cache key when not the
-        defaults (a model trained in bf16 is a different result).
+        attribute (default False). Precision, memory format and the torch thread count are part of the
+        cache key (each changes the trained bits).
     lr_schedule: "constant" (``lr`` throughout) or "onecycle" (``torch.optim.lr_scheduler.OneCycleLR``
         with peak ``lr`` over all ``epochs``, stepped per batch; its state is checkpointed, so a resumed
         run follows the same schedule).
