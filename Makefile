@@ -13,11 +13,12 @@ STAMP := $(VENV)/.vaebook-installed
 # and the MLP VAE 0.9x; the conv models dominate the book's run time, so make uses them.
 MALLOC_ENV := MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=268435456 MALLOC_TOP_PAD_=67108864
 
-.PHONY: install book chapter build test bench clean-book help
+.PHONY: install book chapter build publish test bench clean-book help
 
 help:
 	@echo "make book [PROFILE=smoke|default|full] [SCHEDULER=tcp://host:8786]   execute every chapter, build _build/html"
 	@echo "make chapter NAME=latent_size PARAMS=\"-p epochs 3\"   rerun one chapter, rebuild"
+	@echo "make publish [REMOTE=origin]             push _build/html to the gh-pages branch (after make book)"
 	@echo "make test                                 run the test suite"
 	@echo "make bench                                run the benchmarks in bench/"
 
@@ -38,6 +39,10 @@ chapter: install
 
 build: install
 	$(BIN)/python -m vaebook.book build
+
+REMOTE ?= origin
+publish: install
+	$(BIN)/python -m vaebook.book publish --remote $(REMOTE)
 
 test: install
 	$(MALLOC_ENV) $(BIN)/python -m pytest

@@ -14,12 +14,16 @@ book's reproducibility page.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -29,8 +33,85 @@ from .io import atomic_write_json, atomic_write_text
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 GENERATED = PROJECT_ROOT / "book" / "generated"
+RESULTS_ENV = "VAEBOOK_RESULTS_DIR"
+
+
 class ChapterError(RuntimeError):
     pass
+
+
+class Interrupted(Exception):
+    """A chapter was stopped by SIGINT (Ctrl-C) or SIGTERM; the message says which, and what was training."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.signum = signum
+
+
+# The kernels this process started, so an interrupted build can stop them (each runs in its own session,
+# so a Ctrl-C or a SIGTERM sent to this process alone never reaches it).
+_KERNELS: list = []
+
+
+def _kernel_manager_class(socket_dir: str):
+    """Jupyter kernel managers that talk to the kernel over IPC sockets in ``socket_dir``: no TCP port is
+    opened, so there is nothing to eavesdrop on (and ipykernel has no unencrypted-TCP warning to print)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class ChapterKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self):
+            return "ipc"
+
+        @default("ip")
+        def _default_ip(self):
+            return os.path.join(socket_dir, "kernel")
+
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            _KERNELS.append(self)
+
+    return ChapterKernelManager
+
+
+def _stop_kernels(grace: float = 3.0) -> None:
+    """SIGTERM each kernel's process group (the kernel and the Dask workers it started), then SIGKILL what
+    is left after ``grace`` seconds. Checkpoints are written atomically, so a killed job loses at most the
+    epoch it was in."""
+    groups = []
+    for km in _KERNELS:
+        provisioner = getattr(km, "provisioner", None)
+        pgid = getattr(provisioner, "pgid", None)
+        if pgid:
+            groups.append((pgid, getattr(provisioner, "process", None)))
+    for pgid, _ in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pgid, process in groups:
+        if process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    _KERNELS.clear()
+
+
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(signum)
+
+
+def _interrupted_message(name: str, status_dir: str, signum: int) -> str:
+    from .train import read_training_status
+
+    training = read_training_status(status_dir)
+    what = ("while training " + ", ".join(f"{s['model']} (epoch {s['epoch']} of {s['epochs']})" for s in training)
+            if training else "outside training (loading or evaluating)")
+    how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    return (f"stopped by {how}: chapter {name!r} {what}. Finished epochs are checkpointed; rerun "
+            f"`make chapter NAME={name}` (or `make book`) to resume from the last one. The published page "
+            f"is unchanged.")
 
 
 def _toc_files(root: Path = PROJECT_ROOT) -> list[str]:
@@ -113,6 +194,8 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
     import nbformat
     import papermill
 
+    from .train import STATUS_ENV
+
     source = NOTEBOOKS / f"{name}.py"
     if not source.exists():
         raise ChapterError(f"no chapter {name!r}: {source} does not exist; chapters: {available_chapters()}")
@@ -123,16 +206,25 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
                                                 "language": "python"})
     parameters = {"profile": profile, **(params or {})}
     target = out_dir / f"{name}.ipynb"
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".executing-") as tmp:
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".executing-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="vaebook-kernel-") as private:
         src_nb = Path(tmp) / f"{name}.source.ipynb"
         out_nb = Path(tmp) / f"{name}.ipynb"
         nbformat.write(notebook, src_nb)
+        status_dir = os.path.join(private, "training")
+        os.makedirs(status_dir)
+        # The kernel (and any Dask worker it starts) inherits these: where training reports its progress,
+        # and where the chapter writes its results file.
+        env = {STATUS_ENV: status_dir, RESULTS_ENV: str(out_dir / "results")}
         t0 = time.perf_counter()
         try:
-            papermill.execute_notebook(str(src_nb), str(out_nb), parameters=parameters,
-                                       kernel_name="python3", cwd=str(PROJECT_ROOT),
-                                       progress_bar=not quiet and sys.stderr.isatty(),
-                                       log_output=False)
+            _run_in_thread(lambda: papermill.execute_notebook(
+                str(src_nb), str(out_nb), parameters=parameters, kernel_name="python3", cwd=str(PROJECT_ROOT),
+                progress_bar=not quiet and sys.stderr.isatty(), log_output=False,
+                kernel_manager_class=_kernel_manager_class(private)), env)
+        except KeyboardInterrupt as exc:
+            signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
+            raise Interrupted(_interrupted_message(name, status_dir, signum), signum) from None
         except papermill.PapermillExecutionError as exc:
             failed = out_dir / f"{name}.failed.ipynb"
             if out_nb.exists():
@@ -147,6 +239,48 @@ def execute(name: str, profile: str = "default", params: dict | None = None,
     if not quiet:
         print(f"executed {name} (profile {profile}) in {seconds:.0f} s -> {target}")
     return target
+
+
+def _run_in_thread(work, env: dict[str, str]):
+    """Run ``work()`` in a thread with ``env`` added to the environment, and return its result.
+
+    The main thread only waits, so a Ctrl-C or SIGTERM (turned into KeyboardInterrupt) reaches this
+    process's own handler at once, instead of nbclient's, which asks the kernel to shut down after the
+    running cell and so kept it training; the kernels are then stopped and KeyboardInterrupt re-raised."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = work()
+        except BaseException as exc:  # handed to the main thread
+            box["error"] = exc
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    old_term = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) \
+        if threading.current_thread() is threading.main_thread() else None
+    try:
+        thread = threading.Thread(target=target, name="chapter-kernel", daemon=True)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(0.2)
+        except KeyboardInterrupt:
+            logging.disable(logging.CRITICAL)  # the dying kernel's connection errors are not news
+            _stop_kernels()
+            thread.join(5.0)  # let the client notice the dead kernel and end quietly
+            raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
 
 
 def _git(*args: str) -> str:
@@ -244,6 +378,64 @@ def build(strict: bool = False, root: Path = PROJECT_ROOT) -> Path:
     return index
 
 
+PLACEHOLDER_TEXT = "This chapter has not been executed on this machine yet."
+
+
+def check_publishable(root: Path = PROJECT_ROOT) -> Path:
+    """The built book's HTML folder, if it is complete and clean enough to publish; else ChapterError saying
+    what to run. Complete: every chapter executed (no placeholder, no failed notebook) and built after its
+    last execution."""
+    html = root / "_build" / "html"
+    if not (html / "index.html").exists():
+        raise ChapterError(f"no book is built in {html}; run `make book` first")
+    generated = root / "book" / "generated"
+    built_at = (html / "index.html").stat().st_mtime
+    problems = []
+    for name in toc_chapters(root):
+        notebook = generated / f"{name}.ipynb"
+        if (generated / f"{name}.failed.ipynb").exists():
+            problems.append(f"{name} failed when last executed")
+        elif not notebook.exists():
+            problems.append(f"{name} is not executed")
+        elif notebook.stat().st_mtime > built_at:
+            problems.append(f"{name} was executed after the last build")
+        page = html / "book" / "generated" / f"{name}.html"
+        if notebook.exists() and (not page.exists() or PLACEHOLDER_TEXT in page.read_text(errors="replace")):
+            problems.append(f"{name}'s page in the build is missing or a placeholder")
+    if problems:
+        raise ChapterError("the built book is not complete: " + "; ".join(problems)
+                           + ". Run `make book` (or `make chapter NAME=...` then `make build`) and publish again")
+    return html
+
+
+def publish(root: Path = PROJECT_ROOT, remote: str = "origin", branch: str = "gh-pages") -> None:
+    """Push the built book to ``branch`` of ``remote`` with ghp-import (as Jupyter Book's documentation
+    recommends): one commit holding ``_build/html`` and a ``.nojekyll`` file, force-pushed, so the branch
+    always holds exactly the last published build."""
+    html = check_publishable(root)
+    if not _git_in(root, "rev-parse", "--git-dir"):
+        raise ChapterError(f"{root} is not a git repository; publish pushes to a branch of its remote {remote!r}")
+    if not _git_in(root, "remote", "get-url", remote):
+        raise ChapterError(f"the repository has no remote {remote!r}; add one (git remote add {remote} URL) "
+                           f"or name another with --remote")
+    commit = _git_in(root, "rev-parse", "--short", "HEAD") or "unknown"
+    cmd = [sys.executable, "-m", "ghp_import", "--no-jekyll", "--push", "--force", "--remote", remote,
+           "--branch", branch, "--message", f"Publish the book built from {commit}", str(html)]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise ChapterError(f"pushing to {remote} {branch} failed: {detail[-1] if detail else 'no message'}")
+    print(f"published {html} to branch {branch!r} of {remote!r} ({_git_in(root, 'remote', 'get-url', remote)})")
+
+
+def _git_in(root: Path, *args: str) -> str:
+    try:
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vaebook.book", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,14 +453,22 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("KEY", "VALUE"),
                        help="override one chapter parameter (YAML value), as papermill's -p")
     p_exec.add_argument("--build", action="store_true", help="rebuild the book afterwards")
+    p_exec.add_argument("--out-dir", type=Path, default=GENERATED,
+                        help="where executed notebooks go (default book/generated, which the book is built from)")
     p_build = sub.add_parser("build", help="build the HTML book from the executed chapters")
     for p in (p_exec, p_all, p_build):
         p.add_argument("--strict", action="store_true", help="treat build warnings as errors")
     sub.add_parser("list", help="list the chapters")
+    p_pub = sub.add_parser("publish", help="push the built book to the gh-pages branch (ghp-import)")
+    p_pub.add_argument("--remote", default="origin")
+    p_pub.add_argument("--branch", default="gh-pages")
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
             print("\n".join(available_chapters()))
+            return 0
+        if args.command == "publish":
+            publish(remote=args.remote, branch=args.branch)
             return 0
         if args.command in ("execute", "all"):
             names = getattr(args, "names", None) or available_chapters()
@@ -284,7 +484,7 @@ def main(argv: list[str] | None = None) -> int:
                     raise ParameterError(f"--workers must be an integer >= 1, got {args.workers}; e.g. --workers 2")
                 os.environ["VAEBOOK_WORKERS"] = str(args.workers)
             for name in names:
-                execute(name, profile, params)
+                execute(name, profile, params, out_dir=getattr(args, "out_dir", GENERATED))
         if args.command == "build" or args.command == "all" or getattr(args, "build", False):
             build(strict=args.strict)
     except ParameterError as exc:
@@ -293,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     except ChapterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(str(exc), file=sys.stderr)
+        return 128 + exc.signum
     return 0
 
 

@@ -4,7 +4,10 @@ Per page it checks that MathJax typeset the math (every ``.math`` element holds 
 TeX error box, and no raw ``$$``, ``\\(``, ``\\[``, ``\\begin{`` or ``$\\command$`` left in the visible
 text outside code), that every image loaded (``naturalWidth > 0``), that no request failed (or, over
 HTTP, answered with a status of 400 or more), that the page asked for nothing outside the book (it
-must work offline), and that no script threw an uncaught exception.
+must work offline), and that no script threw an uncaught exception. At a 1200 px wide window it also
+checks what makes a page hard to read: no raw markdown table (``|---|``) in the visible text, no output
+line or table wider than its box, no display equation cut off at the column's edge, and no figure shrunk to fit
+the column (its text would shrink with it). ``--screenshots DIR`` saves every page as a PNG.
 
 How Chromium is driven: the Chrome DevTools Protocol over ``--remote-debugging-pipe`` (JSON messages
 separated by NUL bytes on file descriptors 3 and 4 of the browser process). That needs no websocket
@@ -14,7 +17,7 @@ request and can wait for MathJax's own "typesetting done" promise instead of a f
 Pages are opened from ``file://`` (how the README tells readers to open the book) or, with
 ``http=True``, from a loopback ``http.server`` on 127.0.0.1. Command line::
 
-    python -m vaebook.browser_check _build/html [--http] [--page book/intro.html ...]
+    python -m vaebook.browser_check _build/html [--http] [--page book/intro.html ...] [--screenshots DIR]
 
 prints a line per page and one per problem; exits 0 when every page is clean, 1 when one is not, 2 when
 Chromium or the book is missing.
@@ -23,6 +26,7 @@ Chromium or the book is missing.
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import functools
 import http.server
@@ -246,8 +250,34 @@ _INSPECT_JS = r"""
     const m = text.match(pattern);
     if (m) rawTeX.push(text.slice(Math.max(0, m.index - 40), m.index + 60).replace(/\s+/g, " ").trim());
   }
+  const rawTables = [];
+  const tableRule = text.match(/\|\s*:?-{3,}:?\s*\|/);
+  if (tableRule) rawTables.push(text.slice(Math.max(0, tableRule.index - 60), tableRule.index + 30)
+                                    .replace(/\s+/g, " ").trim());
+  // output text wider than its box (a reader must scroll sideways to read the end of the line)
+  const wideOutputs = [...document.querySelectorAll(".cell_output pre, .output pre")]
+      .filter(el => el.scrollWidth > el.clientWidth + 1)
+      .map(el => el.textContent.split("\n").reduce((a, b) => b.length > a.length ? b : a, "").slice(0, 80));
+  // a table wider than the output box it sits in
+  const wideTables = [...document.querySelectorAll(".cell_output table, .output table")]
+      .filter(t => t.getBoundingClientRect().width > t.closest(".cell_output, .output").clientWidth + 1)
+      .map(t => `${t.querySelectorAll("thead th, tr:first-child th, tr:first-child td").length} columns, ` +
+                `${Math.round(t.getBoundingClientRect().width)} px wide`);
+  // a display equation wider than the text column that neither fits nor scrolls is cut off
+  const clippedMath = [...document.querySelectorAll('mjx-container[display="true"]')].filter(el => {
+    const scrolls = ["auto", "scroll"].includes(getComputedStyle(el).overflowX);
+    const column = el.parentElement.getBoundingClientRect();
+    const box = el.getBoundingClientRect();
+    return (el.scrollWidth > el.clientWidth + 1 && !scrolls) || box.right > column.right + 1;
+  }).map(el => (el.querySelector("mjx-assistive-mml") || el).textContent.trim().slice(0, 60));
+  // a figure shrunk to fit the column shrinks its text with it (drawn for the column, it is not)
+  const shrunkFigures = [...document.querySelectorAll(".cell_output img, .output img")]
+      .filter(img => img.naturalWidth > 0 && img.getBoundingClientRect().width < 0.95 * img.naturalWidth)
+      .map(img => `${(img.getAttribute("src") || "").split("/").pop()} drawn ${img.naturalWidth} px wide, ` +
+                  `shown at ${Math.round(img.getBoundingClientRect().width)} px`);
   const mathNodes = [...document.querySelectorAll(".math")];
   return {
+    rawTables, wideOutputs, wideTables, clippedMath, shrunkFigures,
     mathjax: Boolean(window.MathJax && window.MathJax.startup),
     math: mathNodes.length,
     untypeset: mathNodes.filter(el => !el.querySelector("mjx-container"))
@@ -305,13 +335,20 @@ class PageReport:
         return not self.problems
 
 
-def check_page(browser: DevTools, url: str, book_prefix: str, timeout: float = 30.0) -> PageReport:
-    """Open ``url`` in a new tab and report what a reader would meet there."""
+WINDOW_WIDTH = 1200  # px: a laptop browser window, the width the book's pages are checked at
+
+
+def check_page(browser: DevTools, url: str, book_prefix: str, timeout: float = 30.0,
+               screenshot: str | os.PathLike | None = None, width: int = WINDOW_WIDTH) -> PageReport:
+    """Open ``url`` in a new tab ``width`` px wide and report what a reader would meet there; with
+    ``screenshot``, save the whole page there as a PNG."""
     target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
     session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
     try:
         for domain in ("Network", "Page", "Runtime"):
             browser.send(f"{domain}.enable", session=session)
+        browser.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                             "mobile": False}, session)
         browser.events.clear()
         browser.send("Page.navigate", {"url": url}, session)
         loaded = browser.wait_for(lambda ev: any(e.get("sessionId") == session and e["method"] == "Page.loadEventFired"
@@ -328,6 +365,11 @@ def check_page(browser: DevTools, url: str, book_prefix: str, timeout: float = 3
             browser.wait_for(lambda ev: False, 0.2)
         found = browser.evaluate(session, _INSPECT_JS)
         problems = _network_problems(browser.events, session, book_prefix)
+        if screenshot is not None:
+            shot = browser.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True},
+                                session, timeout=max(timeout, 60))
+            Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+            Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
     finally:
         browser.send("Target.closeTarget", {"targetId": target})
     if found["math"] and not found["mathjax"]:
@@ -336,6 +378,11 @@ def check_page(browser: DevTools, url: str, book_prefix: str, timeout: float = 3
     problems += [f"MathJax TeX error: {text}" for text in found["texErrors"]]
     problems += [f"raw TeX in the visible text: ...{text}..." for text in found["rawTeX"]]
     problems += [f"image did not load: {src}" for src in found["brokenImages"]]
+    problems += [f"raw markdown table in the visible text: ...{text}..." for text in found["rawTables"]]
+    problems += [f"output line wider than the column: {text}" for text in found["wideOutputs"]]
+    problems += [f"output table wider than the column: {text}" for text in found["wideTables"]]
+    problems += [f"display equation cut off at the column's edge: {text}" for text in found["clippedMath"]]
+    problems += [f"figure shrunk to fit (its text shrinks too): {text}" for text in found["shrunkFigures"]]
     return PageReport(url, tuple(problems), found["math"], found["typeset"], found["images"])
 
 
@@ -368,10 +415,11 @@ def _loopback_server(root: Path) -> Iterator[str]:
 
 
 def check_book(html_dir: str | os.PathLike, pages: list[str | os.PathLike] | None = None, *, over_http: bool = False,
-               chromium: str | None = None, timeout: float = 30.0) -> dict[str, PageReport]:
+               chromium: str | None = None, timeout: float = 30.0,
+               screenshots: str | os.PathLike | None = None) -> dict[str, PageReport]:
     """Open each page of the book built in ``html_dir`` (default: all, see :func:`book_pages`) in headless
     Chromium, one tab per page, from ``file://`` or (``over_http``) a loopback HTTP server; return
-    ``{page: PageReport}`` in page order."""
+    ``{page: PageReport}`` in page order. With ``screenshots``, save each page there as ``PAGE.png``."""
     root = Path(html_dir).resolve()
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a folder; pass the book's _build/html")
@@ -384,7 +432,10 @@ def check_book(html_dir: str | os.PathLike, pages: list[str | os.PathLike] | Non
     # the browser first: it is started with a preexec_fn, which must not fork while a server thread runs
     with DevTools(chromium, timeout=timeout) as browser, \
             (_loopback_server(root) if over_http else nullcontext(root.as_uri() + "/")) as prefix:
-        return {p.as_posix(): check_page(browser, prefix + p.as_posix(), prefix, timeout) for p in pages}
+        shots = Path(screenshots) if screenshots is not None else None
+        return {p.as_posix(): check_page(browser, prefix + p.as_posix(), prefix, timeout,
+                                         None if shots is None else shots / f"{p.stem}.png")
+                for p in pages}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,9 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http", action="store_true", help="serve it on 127.0.0.1 instead of file://")
     parser.add_argument("--page", action="append", help="check only this page (relative path); repeatable")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per page (default 30)")
+    parser.add_argument("--screenshots", metavar="DIR", help=f"save each page, {WINDOW_WIDTH} px wide, as DIR/PAGE.png")
     args = parser.parse_args(argv)
     try:
-        results = check_book(args.html_dir, args.page, over_http=args.http, timeout=args.timeout)
+        results = check_book(args.html_dir, args.page, over_http=args.http, timeout=args.timeout,
+                             screenshots=args.screenshots)
     except (BrowserError, FileNotFoundError) as exc:
         print(exc, file=sys.stderr)
         return 2

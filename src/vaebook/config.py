@@ -267,9 +267,11 @@ def chapter_params(chapter: str, profile: str, namespace: Mapping[str, Any]) -> 
     """Resolve a chapter's parameters from its notebook namespace (``globals()`` after the parameters cell).
 
     Every parameter name whose value is not ``None`` is an override; any other plain value in the namespace
-    (a name papermill injected that the chapter does not have) is rejected as unknown.
+    (a name papermill injected that the chapter does not have) is rejected as unknown. Also sets the book's
+    figure style (:func:`vaebook.plots.use_book_style`), so every chapter draws for the same column.
     """
     from .chapters import profiles as chapter_profiles
+    from .plots import use_book_style
 
     profiles = chapter_profiles(chapter)
     valid = set(next(iter(profiles.values())).names())
@@ -285,7 +287,9 @@ def chapter_params(chapter: str, profile: str, namespace: Mapping[str, Any]) -> 
             unknown.append(k)
     if unknown:
         raise _unknown(chapter, unknown, sorted(valid))
-    return resolve_params(chapter, profiles, profile, overrides)
+    run = resolve_params(chapter, profiles, profile, overrides)
+    use_book_style()
+    return run
 
 
 # --- the run record ---------------------------------------------------------------------------------

@@ -12,6 +12,29 @@ from PIL import Image
 
 DIGIT_COLORS = plt.get_cmap("tab10")
 
+# The book's text column: 612 px in a 1200 px wide window (sphinx-book-theme 1.3, measured in Chromium by
+# vaebook.browser_check). Figures are drawn at most COLUMN_WIDTH inches wide at DPI, so they are shown at
+# their own size and 9-pt text stays 9 pt (12 px); a wider figure would be shrunk, text and all.
+DPI = 100
+COLUMN_WIDTH = 6.0  # inches: 600 px
+BOOK_STYLE = {
+    "figure.dpi": DPI, "savefig.dpi": DPI, "figure.figsize": (COLUMN_WIDTH, 3.6),
+    "font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "figure.titlesize": 10.5,
+    "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9, "legend.title_fontsize": 9,
+}
+
+
+def use_book_style() -> None:
+    """Set matplotlib up for the book's column (:data:`BOOK_STYLE`); the chapters' first cell calls it."""
+    plt.rcParams.update(BOOK_STYLE)  # pyplot is imported above, so the inline backend's defaults come first
+
+
+def figure(nrows: int = 1, ncols: int = 1, height: float = 3.6, width: float = COLUMN_WIDTH, **kwargs):
+    """``plt.subplots`` for the column: ``width`` at most :data:`COLUMN_WIDTH` inches."""
+    if not 0 < width <= COLUMN_WIDTH:
+        raise ValueError(f"width must be in (0, {COLUMN_WIDTH}] inches (the text column), got {width}")
+    return plt.subplots(nrows, ncols, figsize=(width, height), **kwargs)
+
 
 def _images_np(images: torch.Tensor | np.ndarray) -> np.ndarray:
     arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
@@ -38,7 +61,8 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 10, ax=None, title
     if ax is None:
         n = len(images)
         rows = int(np.ceil(n / nrow))
-        _, ax = plt.subplots(figsize=(nrow * 0.5 + 0.2, rows * 0.5 + 0.4))
+        width = min(nrow * 0.5 + 0.2, COLUMN_WIDTH)
+        _, ax = plt.subplots(figsize=(width, rows * (width - 0.2) / nrow + 0.4))
     ax.imshow(1 - grid_array(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -46,24 +70,25 @@ def image_grid(images: torch.Tensor | np.ndarray, nrow: int = 10, ax=None, title
     return ax
 
 
-def project_2d(z: torch.Tensor | np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
-    """2-D view of latent codes: as is for d = 2, the first two principal components otherwise."""
+def project_2d(z: torch.Tensor | np.ndarray, seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
+    """2-D view of latent codes and its axis labels: as is for d <= 2, else the first two principal
+    components, each labelled with its own share of the variance."""
     from sklearn.decomposition import PCA
 
     z = z.detach().cpu().numpy() if isinstance(z, torch.Tensor) else np.asarray(z)
     if z.shape[1] == 1:
-        return np.c_[z[:, 0], np.zeros(len(z))], "z"
+        return np.c_[z[:, 0], np.zeros(len(z))], ("$z_1$", "")
     if z.shape[1] == 2:
-        return z, "z"
+        return z, ("$z_1$", "$z_2$")
     pca = PCA(n_components=2, random_state=seed).fit(z)
-    share = pca.explained_variance_ratio_.sum()
-    return pca.transform(z), f"PCA ({share:.0%} of variance)"
+    share = pca.explained_variance_ratio_
+    return pca.transform(z), (f"PC 1 ({share[0]:.0%} of variance)", f"PC 2 ({share[1]:.0%})")
 
 
 def latent_scatter(z, labels, ax=None, title: str | None = None, s: float = 3, legend: bool = True,
                    limits: tuple[float, float, float, float] | None = None):
     """Scatter of latent codes coloured by digit (PCA for more than two dimensions)."""
-    xy, how = project_2d(z)
+    xy, (xlabel, ylabel) = project_2d(z)
     labels = labels.cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 4.2))
@@ -74,12 +99,13 @@ def latent_scatter(z, labels, ax=None, title: str | None = None, s: float = 3, l
     if limits is not None:
         ax.set_xlim(limits[0], limits[1])
         ax.set_ylim(limits[2], limits[3])
-    ax.set_xlabel(f"{how}: 1" if how != "z" else "$z_1$")
-    ax.set_ylabel(f"{how}: 2" if how != "z" else "$z_2$")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     if title:
         ax.set_title(title, fontsize=10)
     if legend:
-        ax.legend(markerscale=4, fontsize=7, ncol=2, frameon=False, loc="best")
+        ax.legend(markerscale=4, fontsize=9, ncol=2, frameon=False, loc="best", handletextpad=0.1,
+                  columnspacing=0.5)
     return ax
 
 
@@ -112,7 +138,7 @@ def latent_gif(codes_per_epoch: Sequence[torch.Tensor], labels, title: str = "",
     limits = (lo[0] - margin[0], hi[0] + margin[0], lo[1] - margin[1], hi[1] + margin[1])
     frames = []
     for epoch, z in enumerate(codes_per_epoch, start=1):
-        fig, ax = plt.subplots(figsize=(4, 4), dpi=80)
+        fig, ax = plt.subplots(figsize=(4.4, 4.2), dpi=DPI)
         latent_scatter(z, labels, ax=ax, limits=limits,
                        title=f"{title} epoch {epoch}".strip())
         fig.tight_layout()
@@ -121,7 +147,7 @@ def latent_gif(codes_per_epoch: Sequence[torch.Tensor], labels, title: str = "",
 
 
 def reconstruction_gif(recons_per_epoch: Sequence[torch.Tensor], originals: torch.Tensor, nrow: int = 8,
-                       scale: int = 3, duration_ms: int = 500) -> bytes:
+                       scale: int = 2, duration_ms: int = 500) -> bytes:
     """Frames of [originals; reconstructions at epoch e], enlarged ``scale`` times."""
     top = grid_array(originals, nrow)
     frames = []

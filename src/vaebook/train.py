@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from .config import ParameterError, validate_device
 from .data import PROJECT_ROOT, binarize as binarize_images
-from .io import atomic_torch_save
+from .io import atomic_torch_save, atomic_write_json
 
 log = logging.getLogger("vaebook.train")
 # 2: the key records the torch thread count, the precision and the memory format, which all change the
@@ -201,6 +201,37 @@ def _load_checkpoint(path: Path) -> dict | None:
     return state
 
 
+STATUS_ENV = "VAEBOOK_STATUS_DIR"
+
+
+def report_training(name: str | None, epoch: int = 0, epochs: int = 0) -> None:
+    """Say which model this process is training, for whoever stops the run (``python -m vaebook.book``
+    names it in its one-line message): ``$VAEBOOK_STATUS_DIR/PID.json`` while training, removed after.
+    Does nothing when the variable is unset."""
+    folder = os.environ.get(STATUS_ENV)
+    if not folder:
+        return
+    path = Path(folder) / f"{os.getpid()}.json"
+    try:
+        if name is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write_json(path, {"model": name, "epoch": epoch, "epochs": epochs})
+    except OSError:  # a status line is never worth failing a training run for
+        pass
+
+
+def read_training_status(folder: str | os.PathLike) -> list[dict]:
+    """What :func:`report_training` left in ``folder``: one ``{"model", "epoch", "epochs"}`` per process."""
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            found.append(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Tensor | None = None, *,
         epochs: int, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
         device: str | torch.device = "auto", binarize: bool = False, name: str = "model",
@@ -308,6 +339,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
         for epoch in range(start_epoch + 1, epochs + 1):
             if stop_after is not None and trained_now >= stop_after:
                 break
+            report_training(name, epoch, epochs)
             model.train()
             t0 = time.perf_counter()
             perm = torch.randperm(len(x_dev), generator=shuffle_gen).to(dev)
@@ -356,6 +388,7 @@ def fit(build: Callable[[], nn.Module], train_x: torch.Tensor, train_y: torch.Te
                     "torch_rng": torch.get_rng_state(),
                     "cuda_rng": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None,
                 })
+    report_training(None)
     model.eval()
     return FitResult(model=model, history=pd.DataFrame(history), snapshots=snapshots, path=path,
                      loaded=(trained_now == 0 and start_epoch >= epochs), resumed_from=start_epoch,

@@ -1,0 +1,71 @@
+"""The chapters' results files and glued numbers (vaebook.report)."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from vaebook.config import ParameterError
+from vaebook.chapters import resolve
+from vaebook.report import Report, ResultsError, check_results, read_results
+
+
+@pytest.fixture
+def report():
+    return Report(resolve("latent_size", "smoke", {}))
+
+
+def test_results_file_follows_the_schema_and_round_trips(report, tmp_path):
+    report.metric("psnr", [20.5, np.float32(21.25), float("nan")])
+    report.metric("fid_gan", np.float64(12.5))
+    path = report.write(tmp_path)
+    assert path == tmp_path / "latent_size.json"
+    record = read_results(path)
+    assert record["chapter"] == "latent_size" and record["profile"] == "smoke"
+    assert record["seeds"] == [report.run.params.seed]
+    # JSON has no NaN: a value that could not be measured is written as null
+    assert record["metrics"] == {"psnr": [20.5, 21.25, None], "fid_gan": 12.5}
+    prov = record["provenance"]
+    assert prov["device"] == "cpu" and prov["wall_seconds"] >= 0 and isinstance(prov["dirty"], bool)
+    assert prov["versions"]["torch"] and prov["precision"] == report.run.params.precision
+    json.loads(path.read_text())  # strict JSON
+
+
+def test_glue_formats_once_and_metric_glues_lists(report):
+    assert report.glue("gain", 1.234, "+.2f") == "+1.23"
+    report.metric("psnr_by_size", [17.5, 20.08], ".1f")
+    assert report.glued == {"gain": "+1.23", "psnr_by_size": "17.5 / 20.1"}
+
+
+@pytest.mark.parametrize("bad", ["Gain", "1x", "a-b", ""])
+def test_names_are_checked(report, bad):
+    with pytest.raises(ParameterError, match="lower-case"):
+        report.glue(bad, 1)
+    with pytest.raises(ParameterError, match="lower-case"):
+        report.metric(bad, 1)
+
+
+def test_a_metric_must_be_numeric(report):
+    with pytest.raises(ParameterError, match="must be a number"):
+        report.metric("fid", "low")
+
+
+@pytest.mark.parametrize("record, message", [
+    ([], "expected a JSON object"),
+    ({"chapter": "x"}, "missing"),
+    ({"chapter": "x", "profile": "p", "seeds": [0], "metrics": {"a": "b"}, "provenance": {}}, "metric 'a'"),
+    ({"chapter": "x", "profile": "p", "seeds": [0], "metrics": {}, "provenance": {"commit": "c"}}, "provenance"),
+])
+def test_schema_errors_say_what_is_wrong(record, message):
+    with pytest.raises(ResultsError, match=message):
+        check_results(record)
+
+
+def test_a_broken_results_file_is_reported_not_half_read(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"chapter": "x", "metr')
+    with pytest.raises(ResultsError, match="unreadable.*re-execute"):
+        read_results(path)
+    with pytest.raises(ResultsError, match="does not exist"):
+        read_results(tmp_path / "missing.json")
