@@ -62,6 +62,20 @@ def pages_with_known_faults(tmp_path):
         <img src="http://127.0.0.1:9/elsewhere.png" alt="">
         <script src="gone.js"></script>
         <script>throw new Error("boom")</script>"""))
+    Image.new("L", (1200, 40), 255).save(tmp_path / "wide.png")
+    Image.new("L", (500, 40), 255).save(tmp_path / "narrow.png")
+    column = '<div class="cell_output" style="width: 612px"><div class="output">{}</div></div>'
+    (tmp_path / "layout.html").write_text(page("layout faults", "<style>img { max-width: 100%; }</style>" + r"""
+        <p>| parameter | value |</p><p>|---|---|</p>
+        <div style="width: 300px"><div class="math notranslate nohighlight">\[
+            a + b + c + d + e + f + g + h + i + j + k + l + m + n + o + p + q + r + s + t + u + v + w = 1\]</div></div>
+        """ + column.format("<pre>" + "x" * 120 + "</pre>") + column.format('<img src="wide.png">')
+        + column.format("<table><tr>" + "<td>column&nbsp;of&nbsp;text</td>" * 12 + "</tr></table>")))
+    (tmp_path / "layout_ok.html").write_text(page("layout done right", "<style>img { max-width: 100%; }</style>" + r"""
+        <p>| a pipe in a sentence is fine |</p>
+        <div style="width: 300px"><div class="math notranslate nohighlight">\[a + b = 1\]</div></div>
+        """ + column.format("<pre>" + "x" * 60 + "</pre>") + column.format('<img src="narrow.png">')
+        + column.format("<table><tr>" + "<td>short</td>" * 4 + "</tr></table>")))
     (tmp_path / "no_mathjax.html").write_text(page("no MathJax", r"""
         <p>Inline <span class="math notranslate nohighlight">\(\beta^2\)</span></p>""",
                                                    mathjax="_static/nowhere/tex-chtml.js"))
@@ -70,7 +84,9 @@ def pages_with_known_faults(tmp_path):
 
 def test_the_checker_finds_each_fault_it_looks_for(chromium, pages_with_known_faults):
     reports = browser_check.check_book(pages_with_known_faults, chromium=chromium, timeout=20)
-    assert list(reports) == ["clean.html", "faults.html", "no_mathjax.html"]  # every page, redirects none
+    assert list(reports) == ["clean.html", "faults.html", "layout.html", "layout_ok.html",
+                             "no_mathjax.html"]  # every page, redirects none
+    assert reports["layout_ok.html"].problems == ()
 
     clean = reports["clean.html"]
     assert clean.problems == () and (clean.math, clean.typeset, clean.images) == (2, 2, 1)
@@ -83,6 +99,11 @@ def test_the_checker_finds_each_fault_it_looks_for(chromium, pages_with_known_fa
                         "request outside the book (the book must work offline): http://127.0.0.1:9/",
                         "request failed (net::ERR_UNSAFE_PORT): http://127.0.0.1:9/",  # Chromium blocks port 9
                         "uncaught script error: Error: boom"],
+        "layout.html": ["raw markdown table in the visible text: ...| parameter | value | |---|",
+                        "display equation cut off at the column's edge: ",
+                        "output line wider than the column: " + "x" * 80,
+                        "figure shrunk to fit (its text shrinks too): wide.png drawn 1200 px wide, shown at 612 px",
+                        "output table wider than the column: 12 columns"],
         "no_mathjax.html": ["request failed (net::ERR_FILE_NOT_FOUND): file://",
                             "MathJax did not start, and the page has 1 math element(s)",
                             r"math not typeset: \(\beta^2\)", r"raw TeX in the visible text: ...Inline \(\beta^2\)..."],

@@ -33,8 +33,10 @@ def test_a_local_cluster_gives_the_same_bits_as_one_after_another(tmp_path):
     jobs = [_job("a", 2), _job("b", 4), _job("c", 8)]
     parallel = train_all(jobs, cache=tmp_path / "dask", workers=2)
     sequential = train_all(jobs, cache=tmp_path / "seq", workers=1)
-    assert all(r.loaded for r in parallel)  # trained by the workers, loaded here
+    assert not any(r.loaded for r in parallel)  # trained by the workers in this call (then loaded here)
     assert not any(r.loaded for r in sequential)
+    again = train_all(jobs, cache=tmp_path / "dask", workers=2)
+    assert all(r.loaded for r in again)  # now they come from the cache
     assert all(_same(p, s) for p, s in zip(parallel, sequential))
 
 
@@ -81,7 +83,7 @@ def test_jobs_go_to_a_cluster_given_by_its_scheduler_address(tmp_path, monkeypat
         remote = train_all(jobs, cache=tmp_path / "remote")
     monkeypatch.delenv("VAEBOOK_SCHEDULER")
     here = train_all(jobs, cache=tmp_path / "here", workers=1)
-    assert all(r.loaded for r in remote) and all(_same(a, b) for a, b in zip(remote, here))
+    assert not any(r.loaded for r in remote) and all(_same(a, b) for a, b in zip(remote, here))
 
 
 def test_local_workers_get_the_malloc_settings_not_dasks_trim_threshold():

@@ -69,3 +69,20 @@ def test_a_broken_results_file_is_reported_not_half_read(tmp_path):
         read_results(path)
     with pytest.raises(ResultsError, match="does not exist"):
         read_results(tmp_path / "missing.json")
+
+
+def test_reference_table_puts_both_runs_side_by_side(report, tmp_path):
+    report.metric("psnr", [20.5, 21.0])
+    report.metric("fid", 3.0)
+    reference = report.record()
+    reference["profile"], reference["metrics"] = "full", {"psnr": [23.25, 23.5], "extra": 1.0}
+    reference["provenance"]["commit"] = "0000000"  # not in this clone
+    (tmp_path / "latent_size.json").write_text(json.dumps(reference))
+    table = report.reference_table(tmp_path)
+    assert list(table.columns) == ["this build", "reference run"]
+    assert table.loc["profile"].tolist() == ["smoke", "full"]
+    assert table.loc["psnr"].tolist() == ["20.5 / 21", "23.25 / 23.5"]
+    assert table.loc["fid"].tolist() == ["3", "—"] and table.loc["extra"].tolist() == ["—", "1"]
+    assert "not in this clone" in table.attrs["note"]
+    alone = report.reference_table(tmp_path / "none")
+    assert list(alone.columns) == ["this build"] and "no reference run" in alone.attrs["note"]

@@ -261,7 +261,7 @@ _INSPECT_JS = r"""
   // a table wider than the output box it sits in
   const wideTables = [...document.querySelectorAll(".cell_output table, .output table")]
       .filter(t => t.getBoundingClientRect().width > t.closest(".cell_output, .output").clientWidth + 1)
-      .map(t => `${t.querySelectorAll("thead th, tr:first-child th, tr:first-child td").length} columns, ` +
+      .map(t => `${t.rows.length ? t.rows[t.rows.length - 1].cells.length : 0} columns, ` +
                 `${Math.round(t.getBoundingClientRect().width)} px wide`);
   // a display equation wider than the text column that neither fits nor scrolls is cut off
   const clippedMath = [...document.querySelectorAll('mjx-container[display="true"]')].filter(el => {

@@ -17,6 +17,7 @@ from the cache, so what it returns does not depend on where a job ran.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -167,12 +168,16 @@ def train_all(jobs: Sequence[Job], *, cache: Any = True, progress: bool | None =
     """
     jobs = _check_jobs(jobs)
     scheduler = scheduler or os.environ.get("VAEBOOK_SCHEDULER") or None
+    trained_on_dask: set[str] = set()
     if scheduler is not None or (cache is not False and len(jobs) >= 2):
         missing = [j for j in jobs if job_checkpoint(j, cache)[1] < j.epochs]
         n = local_workers(missing) if workers is None else min(workers, len(missing))
         if missing and (scheduler is not None or (n >= 2 and len(missing) >= 2)):
             train_on_dask(missing, cache=cache, workers=n, scheduler=scheduler, progress=progress)
-    return [run_job(j, cache=cache, progress=progress) for j in jobs]
+            trained_on_dask = {j.name for j in missing}
+    results = [run_job(j, cache=cache, progress=progress) for j in jobs]
+    # trained in this call, on a worker, then loaded here: not "from the cache" as far as the caller knows
+    return [dataclasses.replace(r, loaded=False) if j.name in trained_on_dask else r for j, r in zip(jobs, results)]
 
 
 # --- Dask ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from .data import PROJECT_ROOT
 from .io import atomic_write_json
 
 RESULTS_ENV = "VAEBOOK_RESULTS_DIR"
+REFERENCE_DIR = PROJECT_ROOT / "book" / "reference"  # committed results of reference runs (full profile)
 SCHEMA_KEYS = ("chapter", "profile", "seeds", "metrics", "provenance")
 PROVENANCE_KEYS = ("commit", "dirty", "started", "wall_seconds", "device", "threads", "precision", "versions")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -118,9 +119,65 @@ class Report:
             },
         }
 
+    def reference_table(self, reference_dir: str | os.PathLike | None = None):
+        """This build's headline metrics beside the committed reference run's (``book/reference/NAME.json``),
+        as a DataFrame; a note in its ``attrs["note"]`` says how the two runs differ (or that there is no
+        reference run). Call it after every :meth:`metric`."""
+        path = Path(reference_dir or REFERENCE_DIR) / f"{self.chapter}.json"
+        reference = read_results(path) if path.exists() else None
+        return compare_runs(self.record(), reference)
+
     def write(self, folder: str | os.PathLike | None = None) -> Path:
         """Write ``NAME.json`` atomically into ``folder`` (default :func:`results_dir`); return its path."""
         return atomic_write_json(Path(folder or results_dir()) / f"{self.chapter}.json", self.record())
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return " / ".join(_shown(v) for v in value)
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def commits_between(old: str, new: str = "HEAD") -> int | None:
+    """How many commits ``new`` is ahead of ``old`` (None when ``old`` is not in this clone)."""
+    count = _git("rev-list", "--count", f"{old}..{new}")
+    return int(count) if count.isdigit() else None
+
+
+def compare_runs(build: dict, reference: dict | None):
+    """A table of the two runs: what produced each (profile, seeds, device, wall time, commit) and their
+    shared headline metrics, one row each; metrics only one of them has are shown with a dash."""
+    import pandas as pd
+
+    def about(r: dict) -> dict:
+        p = r["provenance"]
+        return {"profile": r["profile"], "seeds": ", ".join(str(s) for s in r["seeds"]),
+                "device": f"{p['device']}, {p['precision']}, {p['threads']} thread(s)",
+                "wall time": f"{p['wall_seconds'] / 60:.1f} min", "commit": p["commit"] + (" (dirty)" if p["dirty"] else "")}
+
+    columns = {"this build": build}
+    if reference is not None:
+        columns["reference run"] = reference
+    names = list(build["metrics"]) + [m for m in (reference or {}).get("metrics", {}) if m not in build["metrics"]]
+    rows = {}
+    for key in ("profile", "seeds", "device", "wall time", "commit"):
+        rows[key] = {col: about(r)[key] for col, r in columns.items()}
+    for name in names:
+        rows[name] = {col: _shown(r["metrics"].get(name)) for col, r in columns.items()}
+    table = pd.DataFrame(rows).T
+    table.index.name = ""
+    if reference is None:
+        table.attrs["note"] = "There is no reference run of this chapter yet (book/reference/ holds none)."
+    else:
+        ref_commit = reference["provenance"]["commit"]
+        ahead = commits_between(ref_commit)
+        age = ("from this commit" if ahead == 0 else f"{ahead} commit{'s' if ahead != 1 else ''} older than this build"
+               if ahead is not None else "from a commit not in this clone")
+        table.attrs["note"] = (f"The reference run ({reference['profile']} profile, {reference['provenance']['started']}) "
+                               f"is {age}.")
+    return table
 
 
 def check_results(record: Any, where: str = "results") -> dict:
