@@ -51,8 +51,11 @@
 # digits, and paths through latent space morph one digit into another. The price is blur: the decoder
 # must explain a whole neighbourhood of codes with one image.
 #
-# All losses in this book are **per-image sums in nats** (the negative ELBO of one image), as in the
-# literature, so the numbers below can be compared with papers.
+# All losses in this book are **per-image sums in nats** (the negative ELBO of one image). In this chapter
+# the targets are MNIST's grey levels, and a Bernoulli likelihood of grey levels is not the likelihood of
+# binarised MNIST that papers report. So the losses below compare with each other and with other runs on
+# the same data and preprocessing, not with published numbers. For those, see the flow chapter,
+# {doc}`flow_vae`, which binarises the digits.
 
 # %% tags=["parameters"]
 profile = "default"   # smoke | default | full
@@ -72,10 +75,13 @@ threads = None        # torch threads per training job
 from vaebook.config import chapter_params
 
 run = chapter_params("latent_size", profile, globals())
+from vaebook.report import Report
+
+report = Report(run)
 run
 
 # %% [markdown]
-# The table above records the profile and every parameter that produced this page, with the machine and
+# This table records the profile and every parameter that produced this page, with the machine and
 # package versions. To rerun this chapter with other values:
 # `make chapter NAME=latent_size PARAMS="-p epochs 20 -p latent_sizes '[2, 8, 32]'"`.
 #
@@ -90,10 +96,13 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import Markdown, display
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
 from vaebook import plots
 from vaebook.chapters import latent_size as chapter
-from vaebook.evaluate import latent_separation, metrics_long
+from vaebook.evaluate import batched, latent_separation, metrics_long, prior_coverage
 from vaebook.jobs import train_all
 from vaebook.models import count_parameters
 
@@ -114,10 +123,12 @@ pd.DataFrame({"images": [len(sets.train), len(test), len(sets.train_eval)]},
 
 # %%
 results = dict(zip(run.latent_sizes, train_all(chapter.jobs(run))))
+# one colour per latent size (categorical palette)
+colors = dict(zip(results, sns.color_palette("colorblind", len(results))))
 
 pd.DataFrame({
     "parameters": [count_parameters(r.model) for r in results.values()],
-    "seconds per epoch (median)": [round(r.seconds_per_epoch, 2) for r in results.values()],
+    "s/epoch (median)": [round(r.seconds_per_epoch, 2) for r in results.values()],
     "from cache": [r.loaded for r in results.values()],
 }, index=pd.Index(list(results), name="latent size"))
 
@@ -135,20 +146,29 @@ pd.DataFrame({
 #
 # Solid lines are test images, dashed lines the fixed sample of training images.
 
-# %%
+# %% tags=["hide-input"]
 long = metrics_long({d: r.history for d, r in results.items()})
 long = long[long.metric.isin(["mse", "psnr", "ssim", "neg_elbo"])]
 names = {"mse": "MSE", "psnr": "PSNR (dB)", "ssim": "SSIM", "neg_elbo": "negative ELBO (nats)"}
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
-for ax, metric in zip(axes, names):
+fig, axes = plots.figure(2, 2, height=5.0, sharex=True, constrained_layout=True)
+for ax, metric in zip(axes.flat, names):
     sns.lineplot(data=long[long.metric == metric], x="epoch", y="value", hue="latent size",
-                 style="split", style_order=["test", "train"], palette="viridis", marker="o", ax=ax,
-                 legend=(metric == "neg_elbo"))
-    ax.set_title(names[metric])
-    ax.set_ylabel("")
-if len(long):
-    sns.move_legend(axes[-1], "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-fig.tight_layout()
+                 style="split", style_order=["test", "train"], palette=colors, marker="o", ms=4,
+                 ax=ax, legend=False)
+    ax.set(title=names[metric], ylabel="")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+handles = [Line2D([], [], color=c, marker="o", ms=4, label=f"d = {d}") for d, c in colors.items()]
+handles += [Line2D([], [], color="0.3", ls=ls, label=split) for split, ls in (("test", "-"), ("train", "--"))]
+fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+plt.show()
+
+# %% tags=["hide-input"]
+last_epoch, still_falling = chapter.last_epoch_change({d: r.history for d, r in results.items()})
+last_epoch = report.glue("last_epoch", last_epoch)
+
+# %% [markdown]
+# {glue:md}`last_epoch` The comparisons below are between models at this training length, not between
+# converged ones (the `full` profile trains for 50 epochs).
 
 # %% [markdown]
 # ## The latent space while it learns
@@ -158,8 +178,6 @@ fig.tight_layout()
 # $d = 4$ and $16$ we see its first two principal components, a shadow of a larger space.
 
 # %%
-from IPython.display import display
-
 for d, r in results.items():
     display(plots.show_gif(plots.latent_gif(r.snapshots["codes"], test.y[gif_idx], title=f"d = {d},")))
 
@@ -167,18 +185,26 @@ for d, r in results.items():
 # Final latent spaces side by side, with a number that does not depend on the eye: the accuracy of a
 # 5-nearest-neighbour classifier on the latent means of the 2,000 test codes (stratified 5-fold
 # cross-validation, the protocol every chapter uses), and their silhouette. They measure how well the
-# digits separate in the full latent space, not just in the 2-D view.
+# digits separate in the full latent space, not just in the 2-D view. For $d > 2$ the axes are the first
+# two principal components, each labelled with its share of the variance.
 
 # %%
-fig, axes = plt.subplots(1, len(results), figsize=(4.3 * len(results), 4))
-axes = [axes] if len(results) == 1 else axes
-separation = {}
-for ax, (d, r) in zip(axes, results.items()):
-    codes, labels = r.snapshots["codes"][-1], test.y[gif_idx]
-    separation[d] = latent_separation(codes, labels, seed=run.seed)
+separation = {d: latent_separation(r.snapshots["codes"][-1], test.y[gif_idx], seed=run.seed)
+              for d, r in results.items()}
+
+# %% tags=["hide-input"]
+n_rows = (len(results) + 2) // 2  # two panels per row, and a slot for the legend
+fig, axes = plots.figure(n_rows, 2, height=2.75 * n_rows, squeeze=False, constrained_layout=True)
+for ax, (d, r) in zip(axes.flat, results.items()):
     knn = separation[d]["knn_accuracy"]
-    plots.latent_scatter(codes, labels, ax=ax, title=f"d = {d}: 5-NN accuracy {knn:.1%}", legend=(d == 2))
-fig.tight_layout()
+    plots.latent_scatter(r.snapshots["codes"][-1], test.y[gif_idx], ax=ax, s=2, legend=False,
+                         title=f"d = {d}: 5-NN accuracy {knn:.1%}")
+for ax in axes.flat[len(results):]:
+    ax.set_axis_off()
+digit_handles = [Line2D([], [], ls="", marker="o", ms=6, color=plots.DIGIT_COLORS(i), label=str(i))
+                 for i in range(10)]
+axes.flat[len(results)].legend(handles=digit_handles, loc="center", ncol=2, title="digit", frameon=False)
+plt.show()
 
 # %% [markdown]
 # ## Reconstructions over training
@@ -189,69 +215,185 @@ fig.tight_layout()
 # %%
 originals = test.x[recon_idx]
 for d, r in results.items():
-    print(f"latent size {d}")
+    display(Markdown(f"**Latent size d = {d}**"))
     display(plots.show_gif(plots.reconstruction_gif(r.snapshots["recons"], originals)))
 
-# %%
-fig, axes = plt.subplots(len(results) + 1, 1, figsize=(8, 1.2 * (len(results) + 1)))
+# %% [markdown]
+# After the last epoch, side by side:
+
+# %% tags=["hide-input"]
+fig, axes = plots.figure(len(results) + 1, 1, height=0.95 * (len(results) + 1), constrained_layout=True)
 plots.image_grid(originals, nrow=16, ax=axes[0], title="test images")
 for ax, (d, r) in zip(axes[1:], results.items()):
     plots.image_grid(r.snapshots["recons"][-1], nrow=16, ax=ax, title=f"reconstructed, d = {d}")
-fig.tight_layout()
+plt.show()
 
 # %% [markdown]
 # ## Samples from the prior
 #
-# Decoding $z \sim \mathcal N(0, I)$ shows what each model has learnt to *generate*, not just to copy.
+# Decoding $z \sim \mathcal N(0, I)$ shows what each model has learnt to *generate*, not just to copy:
+# 48 draws per model.
 
-# %%
-fig, axes = plt.subplots(1, len(results), figsize=(4 * len(results), 4))
-axes = [axes] if len(results) == 1 else axes
-for ax, (d, r) in zip(axes, results.items()):
-    samples = r.model.sample(64, generator=torch.Generator().manual_seed(run.seed)).cpu()
-    plots.image_grid(samples, nrow=8, ax=ax, title=f"d = {d}")
-fig.tight_layout()
+# %% tags=["hide-input"]
+fig, axes = plots.figure(len(results), 1, height=1.75 * len(results), squeeze=False, constrained_layout=True)
+for ax, (d, r) in zip(axes[:, 0], results.items()):
+    samples = r.model.sample(48, generator=torch.Generator().manual_seed(run.seed)).cpu()
+    plots.image_grid(samples, nrow=16, ax=ax, title=f"samples from the prior, d = {d}")
+plt.show()
 
 # %% [markdown]
+# Better reconstructions do not make better samples. A sample is only as good as the decoder's output at
+# a random point of $\mathcal N(0, I)$, and the decoder has only been trained on codes of real images. The
+# codes of all images together, the *aggregate posterior* $\bar q(z) = \frac1N\sum_i q_\phi(z \mid x_i)$,
+# need not fill the prior. `vaebook.evaluate.prior_coverage` measures this on the {glue:md}`n_coverage`
+# test images. It draws 2,000 points from the prior and counts those where $\bar q$ is less than a tenth
+# of the prior's density ("uncovered"), and it estimates $\mathrm{KL}(p \,\|\, \bar q)$ in nats, which is
+# large when the prior puts mass where the encoder puts none. It also gives the KL of the per-dimension
+# moments of $\bar q$ against $\mathcal N(0, 1)$ alone ("moment KL"), and the number of active dimensions
+# (variance of $\mu_j(x)$ over the images above 0.01).
+
+# %%
+coverage = {}
+for d, r in results.items():
+    stats = batched(lambda b, m=r.model: torch.cat(m.encode(b), dim=1), test.x, module=r.model)
+    coverage[d] = prior_coverage(stats[:, :d], stats[:, d:], n_prior=2000, seed=run.seed)
+coverage_table = pd.DataFrame(coverage).T.rename(columns={
+    "kl_prior_aggregate": "KL(p‖q̄)", "uncovered_fraction": "uncovered", "marginal_kl": "moment KL",
+    "active_dims": "active", "mean_posterior_sd": "mean σ"}).rename_axis("latent size")
+coverage_table.style.format({"KL(p‖q̄)": "{:.2f}", "uncovered": "{:.1%}", "moment KL": "{:.3f}",
+                             "active": "{:.0f}", "mean σ": "{:.2f}"})
+
+# %% tags=["hide-input"]
+sizes = list(results)
+report.glue("n_coverage", f"{len(test):,}")
+report.glue("uncovered", ", ".join(f"{coverage[d]['uncovered_fraction']:.1%} for d = {d}" for d in sizes))
+report.glue("kl_agg", ", ".join(f"{coverage[d]['kl_prior_aggregate']:.1f}" for d in sizes))
+report.glue("moment_kl", ", ".join(f"{coverage[d]['marginal_kl']:.2f}" for d in sizes))
+report.glue("active", ", ".join(f"{coverage[d]['active_dims']} of {d}" for d in sizes))
+report.glue("sizes", ", ".join(map(str, sizes)))
+d_big = max(sizes)
+report.glue("d_big", d_big)
+report.glue("uncovered_big", coverage[d_big]["uncovered_fraction"], ".1%")
+report.glue("sd_big", coverage[d_big]["mean_posterior_sd"], ".2f")
+best_recon = max(sizes, key=lambda d: results[d].history.test_ssim.iloc[-1])
+report.glue("big_recon_clause", "although it reconstructs best (the highest test SSIM)" if best_recon == d_big
+            else "and it does not reconstruct best either")
+grows = all(coverage[a]["uncovered_fraction"] <= coverage[b]["uncovered_fraction"]
+            for a, b in zip(sizes, sizes[1:]))
+cover_verdict = report.glue("uncovered_grows", "grows with every step up in d" if grows
+                            else "does not grow steadily with d")
+
+# %% [markdown]
+# In this run the share of uncovered prior draws is {glue:md}`uncovered`: it {glue:md}`uncovered_grows`.
+# $\mathrm{KL}(p \,\|\, \bar q)$ is {glue:md}`kl_agg` nats for d = {glue:md}`sizes`. The per-dimension
+# moments do not show this: their KL is {glue:md}`moment_kl` nats, and {glue:md}`active` dimensions are
+# active. Each coordinate of the codes looks standard normal on its own. Jointly, though, the codes of the
+# d = {glue:md}`d_big` model are small clouds (a posterior's $\sigma$ is {glue:md}`sd_big` on average,
+# against the prior's 1) in a {glue:md}`d_big`-dimensional space, and most of the prior's volume lies
+# between them. A draw from there decodes to something the decoder never had to reconstruct. That is why,
+# in the grid above, many of the d = {glue:md}`d_big` samples are strokes and fragments rather than
+# digits, more than for the smaller models, {glue:md}`big_recon_clause`. This is a known weakness of a
+# fixed $\mathcal N(0, I)$ prior; a learnt prior is one answer (the flow chapter fits a g-and-k to the
+# codes). Here $\bar q$ is the mixture over the test images only; with more images it would fill somewhat
+# more of the prior.
+#
 # ## Final results
 #
 # All numbers on the whole test set after the last epoch (mean over images; the ELBO uses one sample of
-# $z$ per image).
+# $z$ per image), one column per latent size.
 
 # %%
 rows = {}
 for d, r in results.items():
     last = r.history.iloc[-1]
-    rows[d] = {"test MSE": last.test_mse, "test PSNR (dB)": last.test_psnr, "test SSIM": last.test_ssim,
-               "train SSIM": last.train_ssim, "test −ELBO (nats)": last.test_neg_elbo,
-               "KL (nats)": r.model.evaluate(test.x.to(run.torch_device))["kl"],
-               "5-NN accuracy": separation[d]["knn_accuracy"],
-               "silhouette": separation[d]["silhouette"], "s/epoch": r.seconds_per_epoch}
-final = pd.DataFrame(rows).T
-final.index.name = "latent size"
-final.style.format(precision=3)
+    rows[f"d = {d}"] = {
+        "test MSE": last.test_mse, "test PSNR (dB)": last.test_psnr, "test SSIM": last.test_ssim,
+        "train SSIM": last.train_ssim, "test −ELBO (nats)": last.test_neg_elbo,
+        "train −ELBO (nats)": last.train_neg_elbo,
+        "KL (nats)": r.model.evaluate(test.x.to(run.torch_device))["kl"],
+        "5-NN accuracy": separation[d]["knn_accuracy"], "silhouette": separation[d]["silhouette"],
+        "s/epoch": r.seconds_per_epoch}
+final = pd.DataFrame(rows)
+one_decimal = ["test PSNR (dB)", "test −ELBO (nats)", "train −ELBO (nats)", "KL (nats)", "s/epoch"]
+final.style.format(precision=3).format(precision=1, subset=pd.IndexSlice[one_decimal, :])
 
-# %%
-best = final["test SSIM"].idxmax()
-gap = (final["train SSIM"] - final["test SSIM"]).abs().max()
-print(f"best test SSIM: d = {best} ({final.loc[best, 'test SSIM']:.3f}); "
-      f"largest train-test SSIM gap: {gap:.3f}")
+# %% tags=["hide-input"]
+col = {d: f"d = {d}" for d in sizes}
+row = lambda name: {d: float(final.loc[name, col[d]]) for d in sizes}  # noqa: E731
+ssim_test, psnr, mse = row("test SSIM"), row("test PSNR (dB)"), row("test MSE")
+elbo, kl, knn = row("test −ELBO (nats)"), row("KL (nats)"), row("5-NN accuracy")
+
+
+def increasing(values):
+    v = [values[d] for d in sizes]
+    return all(a < b for a, b in zip(v, v[1:]))
+
+
+def ordering(values, reverse):
+    return sorted(sizes, key=values.get, reverse=reverse)
+
+
+best_ssim = max(sizes, key=ssim_test.get)
+report.glue("best_ssim_d", best_ssim)
+report.glue("best_ssim", ssim_test[best_ssim], ".3f")
+report.glue("ssim_list", ", ".join(f"{ssim_test[d]:.3f}" for d in sizes))
+report.glue("ssim_trend", "rises with every step up in d" if increasing(ssim_test)
+            else "does not rise with every step up in d")
+agree = ordering(mse, False) == ordering(psnr, True) == ordering(ssim_test, True)
+report.glue("metrics_agree", "agree on the ordering of the models" if agree
+            else "do not all order the models the same way")
+report.glue("kl_list", ", ".join(f"{kl[d]:.1f}" for d in sizes))
+report.glue("kl_trend", "grows with d" if increasing(kl) else "does not grow steadily with d")
+report.glue("elbo_list", ", ".join(f"{elbo[d]:.1f}" for d in sizes))
+report.glue("elbo_trend", "still improves (falls) with every step up in d"
+            if increasing({d: -v for d, v in elbo.items()}) else "does not improve with every step up in d")
+best_knn = max(sizes, key=knn.get)
+report.glue("knn_list", ", ".join(f"{knn[d]:.1%}" for d in sizes))
+report.glue("best_knn_d", best_knn)
+report.glue("knn_verdict", "separate the digits better than the smallest one" if best_knn != min(sizes)
+            else "do not separate the digits better than the smallest one")
+gaps = [abs(r.history.train_ssim - r.history.test_ssim).max() for r in results.values()]
+report.glue("ssim_gap", max(gaps), ".3f")
+elbo_gap = {d: float(final.loc["test −ELBO (nats)", col[d]] - final.loc["train −ELBO (nats)", col[d]])
+            for d in sizes}
+report.glue("elbo_gap", ", ".join(f"{v:+.1f}" for v in elbo_gap.values()))
+falling_note = report.glue("falling_note", (
+    "The curves were still falling at the last epoch, so longer training may change this." if still_falling
+    else "No test loss fell over the last epoch." if run.epochs > 1 else "One epoch shows no trend."))
 
 # %% [markdown]
 # ## Reading the results
 #
-# * **Reconstruction improves with latent size.** Two numbers cannot hold stroke width, slant and
-#   identity at once: the $d = 2$ model keeps the rough shape and often the wrong digit, while $d = 16$
-#   reconstructs most digits recognisably. MSE, PSNR and SSIM agree on the ordering; SSIM, being a
-#   structural measure, separates the models most clearly.
-# * **The KL term grows with $d$.** A larger latent space transmits more information about each image
-#   (the "rate"), which is exactly what buys the better reconstruction; the ELBO, which charges for that
-#   information, still improves.
-# * **Small latent spaces organise more visibly.** With $d = 2$ the digits form visible clusters that
-#   overlap where digits look alike (4/9, 3/5/8), but the 5-NN accuracy shows that the larger spaces
-#   separate digits *better*: their 2-D projections simply hide it.
-# * **Little overfitting.** Training and test curves stay close over the epochs shown; the MLP VAE with
-#   these sizes does not memorise MNIST at this training length.
+# These are single training runs (one seed per latent size). A difference between two models smaller
+# than their seed-to-seed spread cannot be told apart here, and measuring that spread would take several
+# seeds per model.
 #
-# The numbers above come from the profile at the top of the page; with the `smoke` profile (one epoch on
+# * **Reconstruction.** The test SSIM is {glue:md}`ssim_list` for
+#   d = {glue:md}`sizes`: it {glue:md}`ssim_trend`, and is best for d = {glue:md}`best_ssim_d`
+#   ({glue:md}`best_ssim`). MSE, PSNR and SSIM {glue:md}`metrics_agree`. Two numbers cannot hold stroke
+#   width, slant and identity at once: in the grid of reconstructions, several of the d = 2 model's
+#   outputs are a different digit from the input.
+# * **The KL term {glue:md}`kl_trend`.** It is {glue:md}`kl_list` nats. A larger latent space transmits
+#   more information about each image (the "rate"), which is what buys the better reconstruction. The
+#   test negative ELBO, which charges for that information, is {glue:md}`elbo_list` nats: it
+#   {glue:md}`elbo_trend`.
+# * **Separation.** With d = 2 the digits form visible clusters that overlap where digits look alike
+#   (4/9, 3/5/8). The 5-NN accuracy is {glue:md}`knn_list`, highest for d = {glue:md}`best_knn_d`: the
+#   larger spaces {glue:md}`knn_verdict`, which their 2-D projections hide.
+# * **Generation.** Of the d = {glue:md}`d_big` model's prior draws, {glue:md}`uncovered_big` land
+#   where the codes of real images are rare, and in the grid of samples many of them are fragments
+#   rather than digits: a better reconstruction does not make a better generator.
+# * **Overfitting.** The largest gap between training and test SSIM at any epoch is
+#   {glue:md}`ssim_gap`. At the last epoch the test negative ELBO minus the training one is
+#   {glue:md}`elbo_gap` nats for d = {glue:md}`sizes`. {glue:md}`falling_note`
+#
+# These numbers come from the {glue:md}`profile_name` profile; with the `smoke` profile (one epoch on
 # 2,000 images) the models have barely started and the reading above does not apply.
+
+# %%
+report.glue("profile_name", f"`{run.profile}`")
+report.metric("test_psnr", [psnr[d] for d in sizes], ".2f")
+report.metric("test_ssim", [ssim_test[d] for d in sizes], ".3f")
+report.metric("test_neg_elbo", [elbo[d] for d in sizes], ".1f")
+report.metric("knn_accuracy", [knn[d] for d in sizes], ".3f")
+results_file = report.write()

@@ -753,3 +753,90 @@ def test_moments_exist_for_heavy_tails_and_agree_two_ways(k):
         over_x, _ = scipy.integrate.quad(lambda x: x ** m * f(x), lo, hi, limit=800,
                                          points=[q(z) for z in (-3, -1, 0, 1, 3)])
         assert np.isfinite(over_z) and over_z == pytest.approx(over_x, rel=1e-4)
+
+
+# --- the recovery study's per-fit table and the numbers and sentences the chapter draws from it ---------
+
+def _summary(rows: dict[tuple[int, str], tuple[float, float, float, float]]):
+    import pandas as pd
+
+    index = pd.MultiIndex.from_tuples(list(rows), names=["n", "method"])
+    return pd.DataFrame([[*errs, 1.0] for errs in rows.values()], index=index,
+                        columns=["|A err|", "|B err|", "|g err|", "|k err|", "ms/fit"])
+
+
+def test_recovery_errors_are_the_fits_of_the_seeded_samples():
+    theta, methods = (0.0, 1.0, 0.5, 0.2), {"LM": ("lm", "density"), "octile": ("octile", "density")}
+    errors = gk.recovery_errors(theta, ns=[300, 600], n_seeds=2, methods=methods, seed=5)
+    assert list(errors.columns) == ["n", "method", "seed", "A", "B", "g", "k", "ms", "cpu_ms", "converged"]
+    assert len(errors) == 2 * 2 * 2 and set(errors.seed) == {5, 6}
+    for _, row in errors.iterrows():  # refit each sample independently: the same signed errors
+        x = gk.sample(row.n, *theta, generator=torch.Generator().manual_seed(int(row.seed))).numpy()
+        method, weights = methods[row.method]
+        expected = np.array(gk.fit_quantiles(x, method=method, weights=weights).params) - theta
+        np.testing.assert_allclose(row[["A", "B", "g", "k"]].to_numpy(float), expected, rtol=0, atol=1e-12)
+    table = gk.recovery_summary(errors)
+    assert list(table.index) == [(300, "LM"), (300, "octile"), (600, "LM"), (600, "octile")]
+    grp = errors[(errors.n == 600) & (errors.method == "LM")]
+    assert table.loc[(600, "LM"), "|g err|"] == pytest.approx(np.median(np.abs(grp.g)))
+    assert table.loc[(600, "LM"), "converged"] == "2/2"
+    study = gk.recovery_study(theta, ns=[300, 600], n_seeds=2, methods=methods, seed=5)
+    np.testing.assert_allclose(study.iloc[:, :4].to_numpy(float), table.iloc[:, :4].to_numpy(float))
+
+
+def test_recovery_slopes_find_the_rate():
+    ns = [1000, 10_000, 100_000]
+    rows = {(n, "LM"): (0.5 / math.sqrt(n), 2.0 / math.sqrt(n), 3.0 / n, 0.1) for n in ns}
+    slopes = gk.recovery_slopes(_summary(rows))
+    assert slopes == pytest.approx({"A": -0.5, "B": -0.5, "g": -1.0, "k": 0.0}, abs=1e-12)
+    with pytest.raises(ValueError, match="at least two sample sizes"):
+        gk.recovery_slopes(_summary({(1000, "LM"): (0.1, 0.1, 0.1, 0.1)}))
+
+
+def test_lower_error_and_error_ratios_compare_two_methods():
+    table = _summary({(1000, "LM"): (0.1, 0.2, 0.3, 0.4), (1000, "octile"): (0.2, 0.1, 0.6, 0.4),
+                      (10_000, "LM"): (0.01, 0.02, 0.03, 0.04), (10_000, "octile"): (0.02, 0.04, 0.06, 0.08)})
+    assert gk.lower_error(table, "octile", "LM") == {1000: ("B",), 10_000: ()}
+    assert gk.lower_error(table, "LM", "octile") == {1000: ("A", "g"), 10_000: ("A", "B", "g", "k")}
+    ratios = gk.error_ratios(table, "octile", "LM")
+    assert list(ratios.index) == [1000, 10_000] and list(ratios.columns) == ["A", "B", "g", "k"]
+    np.testing.assert_allclose(ratios.to_numpy(), [[2.0, 0.5, 2.0, 1.0], [2.0, 2.0, 2.0, 2.0]])
+
+
+def test_paired_wins_count_closer_estimates():
+    import pandas as pd
+
+    rows = []
+    for seed, (lm, other) in enumerate([((0.1, -0.2, 0.0, 0.5), (-0.2, 0.1, 0.1, -0.5)),
+                                         ((0.3, 0.3, -0.3, 0.3), (0.1, -0.4, 0.2, 0.0))]):
+        rows += [{"n": 100, "method": "LM", "seed": seed, **dict(zip("ABgk", lm))},
+                 {"n": 100, "method": "other", "seed": seed, **dict(zip("ABgk", other))}]
+    errors = pd.DataFrame(rows)
+    # seed 0: LM closer for A, g (tie in k, farther in B); seed 1: LM closer for B only
+    assert gk.paired_wins(errors, "LM", "other") == (3, 8)
+    assert gk.paired_wins(errors, "other", "LM") == (4, 8)
+    with pytest.raises(ValueError, match="no fits"):
+        gk.paired_wins(errors, "LM", "TRF")
+
+
+def test_chapter_sentences_follow_the_numbers():
+    from vaebook.chapters.gk_distribution import lower_error_phrase, max_estimate_difference, param_phrase
+
+    assert param_phrase(("g",)) == "*g*"
+    assert param_phrase(["k", "A"]) == "*A* and *k*"
+    assert param_phrase(("A", "B", "k")) == "*A*, *B* and *k*"
+    assert param_phrase(("A", "B", "g", "k")) == "all four parameters" and param_phrase(()) == "no parameter"
+    four = ("A", "B", "g", "k")
+    assert lower_error_phrase({1000: four, 10_000: four}) == "all four parameters at every sample size"
+    assert (lower_error_phrase({1000: four, 10_000: four, 100_000: ("B", "g")})
+            == "all four parameters at *n* = 1,000 and 10,000, and *B* and *g* at *n* = 100,000")
+    assert lower_error_phrase({1000: (), 10_000: ("A",)}, skip_empty=True) == "*A* at *n* = 10,000"
+    assert lower_error_phrase({1000: (), 10_000: ()}, skip_empty=True) == "no parameter at any sample size"
+    assert (lower_error_phrase({1000: ("A",), 10_000: (), 100_000: ("g",)})
+            == "*A* at *n* = 1,000; no parameter at *n* = 10,000; and *g* at *n* = 100,000")
+
+    import pandas as pd
+    errors = pd.DataFrame([{"n": 10, "method": m, "seed": s, "A": a, "B": 0.0, "g": g, "k": 0.0}
+                           for m, s, a, g in [("LM", 0, 0.1, 0.2), ("LM", 1, 0.0, 0.0),
+                                              ("TRF", 0, 0.1, 0.25), ("TRF", 1, -0.01, 0.0)]])
+    assert max_estimate_difference(errors, "LM", "TRF") == pytest.approx(0.05)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping
 
 import numpy as np
@@ -122,3 +123,66 @@ def latent_separation(codes: torch.Tensor | np.ndarray, labels: torch.Tensor | n
     knn = cross_val_score(KNeighborsClassifier(n_neighbors=k), z, y, cv=cv).mean()
     sil = silhouette_score(z, y, sample_size=min(silhouette_max, len(z)), random_state=seed)
     return {"knn_accuracy": float(knn), "silhouette": float(sil)}
+
+
+# --- how well the aggregate posterior fills the prior --------------------------------------------------
+
+@torch.no_grad()
+def aggregate_posterior_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                                    batch_size: int = 1000) -> torch.Tensor:
+    r"""Log density at each row of ``z`` (M, d) of the aggregate posterior
+    :math:`\bar q(z) = \frac1N \sum_i \mathcal N(z;\, \mu_i, \operatorname{diag}\sigma_i^2)` of N encoded
+    images (``mu``, ``logvar``: (N, d)), in float64. The squared distances are expanded into matrix
+    products, so memory is (batch, N), not (batch, N, d)."""
+    mu, logvar = mu.detach().cpu().double(), logvar.detach().cpu().double()
+    z = z.detach().cpu().double()
+    if mu.shape != logvar.shape or mu.dim() != 2 or z.dim() != 2 or z.shape[1] != mu.shape[1]:
+        raise ValueError(f"need z (M, d) and mu, logvar (N, d) with the same d, got {tuple(z.shape)}, "
+                         f"{tuple(mu.shape)}, {tuple(logvar.shape)}")
+    prec = torch.exp(-logvar)                                      # 1 / sigma^2
+    const = -0.5 * ((mu * mu * prec).sum(1) + logvar.sum(1) + mu.shape[1] * math.log(2 * math.pi))
+    out = []
+    for zb in z.split(batch_size):
+        quad = (zb * zb) @ prec.T - 2.0 * zb @ (mu * prec).T     # sum_j (z_j^2 - 2 z_j mu_ij) / sigma_ij^2
+        out.append(torch.logsumexp(const - 0.5 * quad, dim=1) - math.log(len(mu)))
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
+
+
+@torch.no_grad()
+def prior_coverage(mu: torch.Tensor, logvar: torch.Tensor, n_prior: int = 2000, seed: int = 0,
+                   ratio: float = 0.1, active_threshold: float = 0.01) -> dict[str, float]:
+    r"""How well the aggregate posterior :math:`\bar q(z)` of N encoded images (``mu``, ``logvar``: (N, d))
+    fills the prior :math:`p(z) = \mathcal N(0, I_d)` that sampling draws from. Returns
+
+    * ``kl_prior_aggregate``: :math:`\mathrm{KL}(p \,\|\, \bar q) = \mathbb E_{z\sim p}[\log p(z) - \log\bar q(z)]`
+      in nats, by Monte Carlo over ``n_prior`` prior draws (seeded): large when the prior puts mass where
+      no image's posterior does;
+    * ``uncovered_fraction``: the fraction of those prior draws where :math:`\bar q(z) < \text{ratio}\cdot p(z)`;
+    * ``marginal_kl``: :math:`\sum_j \mathrm{KL}(\mathcal N(m_j, v_j) \,\|\, \mathcal N(0, 1))` with
+      :math:`m_j, v_j` the mean and variance of :math:`\bar q`'s j-th coordinate
+      (:math:`v_j = \operatorname{Var}_i \mu_{ij} + \operatorname{mean}_i \sigma^2_{ij}`): only the
+      per-dimension moments, blind to how the codes fill the space jointly;
+    * ``active_dims``: the number of coordinates with :math:`\operatorname{Var}_i \mu_{ij}` above
+      ``active_threshold`` (Burda et al. 2016's activity; an inactive coordinate ignores the image);
+    * ``mean_posterior_sd``: the mean of :math:`\sigma_{ij}` over images and coordinates, how wide one
+      image's posterior is against the prior's 1.
+
+    With every posterior equal to the prior the first four are 0. The estimate of :math:`\bar q` is the mixture
+    over these N images, so it is sparser, and the first two numbers larger, for a small N.
+    """
+    mu, logvar = mu.detach().cpu().double(), logvar.detach().cpu().double()
+    if mu.dim() != 2 or mu.shape != logvar.shape or len(mu) < 2:
+        raise ValueError(f"need mu and logvar of the same shape (N, d) with N >= 2, got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    d = mu.shape[1]
+    z = torch.randn(n_prior, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    log_p = -0.5 * (z * z).sum(1) - 0.5 * d * math.log(2 * math.pi)
+    log_ratio = aggregate_posterior_log_density(z, mu, logvar) - log_p
+    m = mu.mean(0)
+    var_mu = mu.var(0, unbiased=False)
+    v = var_mu + logvar.exp().mean(0)
+    marginal_kl = 0.5 * (v + m * m - 1.0 - v.log()).sum()
+    return {"kl_prior_aggregate": float(-log_ratio.mean()),
+            "uncovered_fraction": float((log_ratio < math.log(ratio)).double().mean()),
+            "marginal_kl": float(marginal_kl), "active_dims": int((var_mu > active_threshold).sum()),
+            "mean_posterior_sd": float((0.5 * logvar).exp().mean())}

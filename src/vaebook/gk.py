@@ -71,6 +71,7 @@ __all__ = [
     "log_quantile_dz", "inverse", "cdf", "icdf", "log_prob", "sample", "validate_params", "is_valid",
     "validate_correlation", "MultivariateGK", "GKFit", "MultivariateGKFit", "octile_estimate", "octile_summaries",
     "qq_points", "fit_quantiles", "fit_lm", "fit_multivariate_lm", "nearest_correlation", "recovery_study",
+    "recovery_errors", "recovery_summary", "recovery_slopes", "lower_error", "error_ratios", "paired_wins",
     "recovery_verdict", "RecoveryVerdict",
 ]
 
@@ -1249,6 +1250,54 @@ RECOVERY_METHODS = {
 }
 
 
+def recovery_errors(theta: Sequence[float] = CLASSIC, ns: Sequence[int] = (1_000, 10_000, 100_000),
+                    n_seeds: int = 20, methods: dict[str, tuple[str, str]] | None = None, seed: int = 0,
+                    c: float = C_DEFAULT) -> "Any":
+    """Simulate ``n_seeds`` samples of each size in ``ns`` from the g-and-k ``theta`` (seeds ``seed``,
+    ``seed + 1``, ...; the same samples for every method) and fit each with every method of ``methods``
+    (label: (``fit_quantiles`` method, weights); default :data:`RECOVERY_METHODS`).
+
+    Returns a pandas DataFrame with one row per fit: ``n``, ``method``, ``seed``, the signed errors
+    ``A``, ``B``, ``g``, ``k`` (estimate minus truth), the wall time ``ms`` of the fit (sorting, start and
+    optimisation; not the simulation), the CPU time ``cpu_ms`` of this process (less sensitive to other
+    load on a shared machine) and ``converged``. :func:`recovery_summary` condenses it into a table."""
+    import pandas as pd
+
+    methods = RECOVERY_METHODS if methods is None else methods
+    theta = tuple(float(v) for v in theta)
+    validate_params(*theta, c)
+    rows = []
+    for n in ns:
+        for i in range(n_seeds):
+            x = sample(int(n), *theta, c=c, generator=torch.Generator().manual_seed(seed + i),
+                       validate=False).numpy()
+            for label, (method, weights) in methods.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                res = fit_quantiles(x, method=method, c=c, weights=weights)
+                ms, cpu_ms = 1e3 * (time.perf_counter() - t0), 1e3 * (time.process_time() - c0)
+                err = np.array(res.params) - theta
+                rows.append({"n": int(n), "method": label, "seed": seed + i,
+                             **dict(zip(PARAM_NAMES, (float(e) for e in err))),
+                             "ms": ms, "cpu_ms": cpu_ms, "converged": bool(res.converged)})
+    return pd.DataFrame(rows)
+
+
+def recovery_summary(errors: "Any") -> "Any":
+    """Condense :func:`recovery_errors` into a table indexed by (n, method), in the order of first
+    appearance: the median absolute error of A, B, g and k over the samples (``|A err|`` ...), the median
+    wall time per fit in ms (``ms/fit``), the median CPU time (``cpu ms/fit``) and the number of fits that
+    reported convergence (``converged``, e.g. "10/10")."""
+    import pandas as pd
+
+    rows = []
+    for (n, method), grp in errors.groupby(["n", "method"], sort=False):
+        med = np.median(np.abs(grp[list(PARAM_NAMES)].to_numpy(float)), axis=0)
+        rows.append({"n": int(n), "method": method, **{f"|{p} err|": float(m) for p, m in zip(PARAM_NAMES, med)},
+                     "ms/fit": float(np.median(grp["ms"])), "cpu ms/fit": float(np.median(grp["cpu_ms"])),
+                     "converged": f"{int(grp['converged'].sum())}/{len(grp)}"})
+    return pd.DataFrame(rows).set_index(["n", "method"])
+
+
 def recovery_study(theta: Sequence[float] = CLASSIC, ns: Sequence[int] = (1_000, 10_000, 100_000),
                    n_seeds: int = 20, methods: dict[str, tuple[str, str]] | None = None, seed: int = 0,
                    c: float = C_DEFAULT) -> "Any":
@@ -1257,31 +1306,54 @@ def recovery_study(theta: Sequence[float] = CLASSIC, ns: Sequence[int] = (1_000,
     the median absolute error of A, B, g and k over the seeds, the median wall time per fit in ms
     (sorting, start and optimisation; not the simulation), the median CPU time of this process per fit
     (less sensitive to other load on a shared machine) and the number of fits that reported
-    convergence."""
+    convergence: :func:`recovery_summary` of :func:`recovery_errors`."""
+    return recovery_summary(recovery_errors(theta, ns, n_seeds=n_seeds, methods=methods, seed=seed, c=c))
+
+
+def recovery_slopes(summary: "Any", method: str = "LM") -> dict[str, float]:
+    """Least-squares slope of log(median absolute error) against log(n) for each parameter of ``method``
+    in a :func:`recovery_summary` table (needs at least two sample sizes): -0.5 is the 1/sqrt(n) rate of a
+    regular estimator."""
+    rows = summary.xs(method, level="method")
+    if len(rows) < 2:
+        raise ValueError(f"recovery_slopes needs at least two sample sizes for {method!r}, got {len(rows)}")
+    log_n = np.log(rows.index.to_numpy(float))
+    return {p: float(np.polyfit(log_n, np.log(rows[f"|{p} err|"].to_numpy(float)), 1)[0]) for p in PARAM_NAMES}
+
+
+def lower_error(summary: "Any", method: str, other: str) -> dict[int, tuple[str, ...]]:
+    """For each sample size n of a :func:`recovery_summary` table: the parameters (in the order A, B, g, k)
+    whose median absolute error is strictly lower for ``method`` than for ``other``."""
+    out = {}
+    for n in summary.index.get_level_values("n").unique():
+        a, b = summary.loc[(n, method)], summary.loc[(n, other)]
+        out[int(n)] = tuple(p for p in PARAM_NAMES if a[f"|{p} err|"] < b[f"|{p} err|"])
+    return out
+
+
+def error_ratios(summary: "Any", method: str, other: str) -> "Any":
+    """Median absolute error of ``method`` divided by that of ``other`` in a :func:`recovery_summary` table:
+    a DataFrame indexed by n with one column per parameter (A, B, g, k); above 1, ``method`` is worse."""
     import pandas as pd
 
-    methods = RECOVERY_METHODS if methods is None else methods
-    theta = tuple(float(v) for v in theta)
-    validate_params(*theta, c)
-    rows = []
-    for n in ns:
-        samples = [sample(int(n), *theta, c=c, generator=torch.Generator().manual_seed(seed + i),
-                          validate=False).numpy()
-                   for i in range(n_seeds)]
-        for label, (method, weights) in methods.items():
-            errs, times, cpu, conv = [], [], [], 0
-            for x in samples:
-                t0, c0 = time.perf_counter(), time.process_time()
-                res = fit_quantiles(x, method=method, c=c, weights=weights)
-                times.append(1e3 * (time.perf_counter() - t0))
-                cpu.append(1e3 * (time.process_time() - c0))
-                errs.append(np.abs(np.array(res.params) - theta))
-                conv += res.converged
-            med = np.median(errs, axis=0)
-            rows.append({"n": int(n), "method": label, "|A err|": med[0], "|B err|": med[1], "|g err|": med[2],
-                         "|k err|": med[3], "ms/fit": float(np.median(times)), "cpu ms/fit": float(np.median(cpu)),
-                         "converged": f"{conv}/{n_seeds}"})
-    return pd.DataFrame(rows).set_index(["n", "method"])
+    ns = summary.index.get_level_values("n").unique()
+    cols = [f"|{p} err|" for p in PARAM_NAMES]
+    ratio = {int(n): summary.loc[(n, method), cols].to_numpy(float) / summary.loc[(n, other), cols].to_numpy(float)
+             for n in ns}
+    return pd.DataFrame.from_dict(ratio, orient="index", columns=list(PARAM_NAMES)).rename_axis("n")
+
+
+def paired_wins(errors: "Any", method: str, other: str) -> tuple[int, int]:
+    """Sample by sample: in how many (n, seed, parameter) triples of a :func:`recovery_errors` table is
+    ``method``'s estimate strictly closer to the truth than ``other``'s; returns (wins, triples)."""
+    cols = list(PARAM_NAMES)
+    a = errors[errors.method == method].set_index(["n", "seed"])[cols].abs()
+    b = errors[errors.method == other].set_index(["n", "seed"])[cols].abs()
+    if a.empty or b.empty:
+        raise ValueError(f"the recovery table has no fits for {method!r} or {other!r}; its methods are "
+                         f"{sorted(errors.method.unique())}")
+    b = b.loc[a.index]
+    return int((a.to_numpy() < b.to_numpy()).sum()), int(a.size)
 
 
 @dataclass(frozen=True)

@@ -80,3 +80,19 @@ def jobs(run) -> list[Job]:
                 extra_key={"tracker": "recon-v1", "eval": len(d.train_eval), "test": len(d.test)},
                 hooks=partial(_hooks, p))
             for size in p.latent_sizes]
+
+
+def last_epoch_change(histories: dict, column: str = "test_neg_elbo") -> tuple[str, list]:
+    """What the last epoch did to a loss (lower is better) in each model's per-epoch history: a sentence
+    for the chapter, and the keys of the models whose loss still fell. ``histories``: latent size ->
+    DataFrame with ``column``, one row per epoch."""
+    drops = {d: float(h[column].iloc[-2] - h[column].iloc[-1]) for d, h in histories.items() if len(h) > 1}
+    if len(drops) < len(histories):
+        return "With a single epoch there is no last-epoch change to report.", []
+    falling = [d for d, v in drops.items() if v > 0]
+    who = ("every model was" if len(falling) == len(drops) else "no model was" if not falling
+           else "only the models with d = " + ", ".join(map(str, falling)) + " were")
+    n_epochs = max(len(h) for h in histories.values())
+    changes = ", ".join(f"{-v:+.2f} nats for d = {d}" for d, v in drops.items())
+    return (f"Over the last of the {n_epochs} epochs the test negative ELBO changed by {changes}: {who} still "
+            f"improving when training stopped."), falling
