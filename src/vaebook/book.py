@@ -332,6 +332,9 @@ def _write_generated_pages(out_dir: Path) -> None:
             atomic_write_text(out_dir / f"{name}.md", (
                 f"# {TITLES.get(name, name)}\n\nThis chapter has not been executed on this machine yet. "
                 f"Run `make chapter NAME={name}` (or `make book`) to train its models and fill this page.\n"))
+    from .findings import findings_markdown
+
+    atomic_write_text(out_dir / "findings.md", findings_markdown(out_dir / "results"))
     lines = ["# Reproducibility", "",
              "Every chapter is a percent-format notebook in `notebooks/`, executed by papermill with a "
              "named profile and optional overrides. This page lists how each chapter in this build was "

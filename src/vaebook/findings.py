@@ -1,0 +1,163 @@
+"""The book's findings page: each claim of the five source studies, what this book measured (this build and
+the committed reference run, read from their results files), and a verdict.
+
+A verdict is computed, never typed: :class:`Claim` names the metrics it reads and a test of them. It is
+"holds" or "does not hold" only when the run measured the claim over at least :data:`MIN_SEEDS` seeds (or,
+for a claim about a method's robustness, over the draws it names); otherwise "untested here", with the
+reason. The reference run's verdict is preferred when there is one, since it is the larger run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .report import REFERENCE_DIR, ResultsError, read_results
+
+MIN_SEEDS = 3
+HOLDS, FAILS, UNTESTED = "holds", "does not hold", "untested here"
+
+
+def _fmt(values, unit: str = "", digits: int = 1) -> str:
+    values = values if isinstance(values, list) else [values]
+    return " / ".join("—" if v is None else f"{v:.{digits}f}" for v in values) + (f" {unit}" if unit else "")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a source study and how a results file settles it.
+
+    ``metrics``: the names the test reads. ``test(m)`` gets those metrics and returns (what was measured,
+    True if the claim holds / False if not / None if the numbers cannot settle it, why not).
+    ``per_seed``: the claim compares models, so it needs :data:`MIN_SEEDS` seeds to be settled.
+    """
+
+    study: str
+    claim: str
+    chapter: str
+    section: str
+    metrics: tuple[str, ...]
+    test: Callable[[dict], tuple[str, bool | None, str]]
+    per_seed: bool = True
+
+    def judge(self, record: dict | str | None) -> tuple[str, str]:
+        """(what the run measured, verdict) for one results record (None: not executed; a string: why its
+        file could not be read)."""
+        if record is None:
+            return "not run", UNTESTED + ": not run"
+        if isinstance(record, str):
+            return record, UNTESTED + ": results file unreadable"
+        m = record["metrics"]
+        missing = [k for k in self.metrics if k not in m]
+        if missing:
+            return "not measured", f"{UNTESTED}: the run did not measure {', '.join(missing)}"
+        measured, holds, why = self.test({k: m[k] for k in self.metrics})
+        if holds is None:
+            return measured, f"{UNTESTED}: {why}"
+        if self.per_seed and len(record["seeds"]) < MIN_SEEDS:
+            n = len(record["seeds"])
+            return measured, f"{UNTESTED}: {n} seed{'s' if n != 1 else ''} (a verdict needs {MIN_SEEDS})"
+        return measured, HOLDS if holds else FAILS
+
+
+def _increasing(values) -> bool:
+    return all(b is not None and a is not None and b > a for a, b in zip(values, values[1:]))
+
+
+def _latent_size(m):
+    psnr = m["test_psnr"]
+    return f"test PSNR {_fmt(psnr, 'dB')}", _increasing(psnr), ""
+
+
+def _gk_recovery(m):
+    errs = [m[f"lm_median_abs_err_{p}"] for p in "abgk"]
+    return (f"median absolute error of A, B, g, k at the largest n: {_fmt(errs, digits=3)}",
+            all(e is not None and e < 0.05 for e in errs), "")
+
+
+def _flows(m):
+    vae, flow = m["nll_vae"], m["nll_best_flow"]
+    vae = vae if isinstance(vae, list) else [vae]
+    flow = flow if isinstance(flow, list) else [flow]
+    gains = [a - b for a, b in zip(vae, flow) if a is not None and b is not None]
+    if not gains:
+        return "no NLL", None, "no likelihood was estimated"
+    return (f"NLL plain VAE {_fmt(vae, 'nats')}, best flow {_fmt(flow, 'nats')}",
+            all(g > 0 for g in gains), "")
+
+
+def _gan(m):
+    # trained: recognisable digits of every class (the FID comparison is the claim itself, so not a condition)
+    trained = (m["min_digit_share_gan"] is not None and m["min_digit_share_gan"] >= 0.05
+               and m["max_digit_share_gan"] <= 0.15 and m["precision_gan"] >= 0.6)
+    measured = (f"FID GAN {_fmt(m['fid_gan'])} vs VAE {_fmt(m['fid_vae'])}, GAN precision "
+                f"{_fmt(m['precision_gan'], digits=2)}, digit shares {m['min_digit_share_gan']:.0%}–"
+                f"{m['max_digit_share_gan']:.0%}")
+    if not trained:
+        return measured, None, "the GAN did not train (digit shares outside 5–15% or precision below 0.6)"
+    return measured, m["fid_gan"] < m["fid_vae"], ""
+
+
+def _beta_drop(m):
+    psnr = m["psnr_source_beta"]
+    if len(psnr) < 4:
+        return f"PSNR {_fmt(psnr, 'dB')}", None, "fewer than four latent sizes were run"
+    return f"test PSNR at d = 5, 10, 15, 20: {_fmt(psnr, 'dB')}", psnr[3] < psnr[2], ""
+
+
+def _gmm(m):
+    acc = [a for a in m["accuracy_148"] if a is not None]
+    if not acc:
+        return "no accuracy", None, "no draw was scored"
+    return (f"test accuracy over {len(acc)} (seed, draw) pairs: {min(acc):.1%} – {max(acc):.1%}",
+            min(acc) >= 0.999, "")
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("latent size", "Reconstructions get better as the latent space grows from 2 to 4 to 16 dimensions.",
+          "latent_size", "Reading the results", ("test_psnr",), _latent_size),
+    Claim("flow-VAE", "Levenberg–Marquardt on quantiles recovers a g-and-k's parameters (here: median "
+          "absolute error below 0.05 for each at the largest sample size).", "gk_distribution",
+          "How well are known parameters recovered?",
+          ("lm_median_abs_err_a", "lm_median_abs_err_b", "lm_median_abs_err_g", "lm_median_abs_err_k"),
+          _gk_recovery, per_seed=False),  # a simulation study: its own seeds are the samples
+    Claim("flow-VAE", "Normalizing flows in the posterior improve the VAE's test likelihood.", "flow_vae",
+          "Reading the results", ("nll_vae", "nll_best_flow"), _flows),
+    Claim("GAN vs VAE", "The GAN draws better digits than the VAE (lower FID).", "gan_vs_vae", "Reading the results",
+          ("fid_gan", "fid_vae", "precision_gan", "min_digit_share_gan", "max_digit_share_gan"), _gan),
+    Claim("β-VAE", "Reconstruction quality drops from d = 15 to d = 20 (source: 20.77 → 18.88 dB PSNR).",
+          "beta_vae", "Reading the results", ("psnr_source_beta",), _beta_drop),
+    Claim("GMM-VAE", "A Gaussian mixture on a 2-D VAE latent classifies digits 1, 4 and 8 perfectly (source: "
+          "accuracy 1.0).", "gmm_vae", "Is the classifier robust?", ("accuracy_148",), _gmm, per_seed=False),
+)
+
+
+def _read(path: Path) -> dict | str | None:
+    if not path.exists():
+        return None
+    try:
+        return read_results(path)
+    except ResultsError as exc:
+        return f"unreadable results file ({exc})".replace("|", "/")
+
+
+def findings_markdown(results_dir: Path, reference_dir: Path = REFERENCE_DIR) -> str:
+    """The findings page (MyST Markdown): one row per claim, this build and the reference run side by side."""
+    lines = ["# Findings", "",
+             "Each row is a claim of one of the five source studies, what this book measured in this build "
+             "and in the committed reference run (`book/reference/`, a larger profile), and the verdict. "
+             "Numbers and verdicts are read from the chapters' results files (`book/generated/results/`), "
+             f"so they change with every build. A claim that compares models is settled only over at least "
+             f"{MIN_SEEDS} seeds; until then it is *{UNTESTED}*, with the measured numbers shown.", "",
+             "| claim (source study, where) | this build | reference run | verdict |", "|---|---|---|---|"]
+    for claim in CLAIMS:
+        build = _read(results_dir / f"{claim.chapter}.json")
+        reference = _read(reference_dir / f"{claim.chapter}.json")
+        b_measured, b_verdict = claim.judge(build)
+        r_measured, r_verdict = claim.judge(reference) if reference is not None else ("no reference run", "")
+        verdict = (f"{r_verdict} (reference run)" if reference is not None and not r_verdict.startswith(UNTESTED)
+                   else f"{b_verdict} (this build)")
+        lines.append(f"| {claim.claim} ({claim.study}; {{doc}}`{claim.chapter}`, *{claim.section}*) | {b_measured} | "
+                     f"{r_measured} | {verdict} |")
+    return "\n".join(lines) + "\n"

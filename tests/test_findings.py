@@ -1,0 +1,54 @@
+"""The findings page: verdicts computed from results files, settled only over enough seeds."""
+
+import json
+
+from vaebook import findings
+from vaebook.findings import CLAIMS, FAILS, HOLDS, UNTESTED, findings_markdown
+
+
+def _record(chapter, metrics, seeds=(0, 1, 2)):
+    return {"chapter": chapter, "profile": "default", "seeds": list(seeds), "metrics": metrics,
+            "provenance": {k: "x" for k in ("commit", "dirty", "started", "wall_seconds", "device", "threads",
+                                            "precision", "versions")}}
+
+
+def _claim(chapter):
+    return next(c for c in CLAIMS if c.chapter == chapter)
+
+
+def test_a_comparison_needs_three_seeds():
+    claim = _claim("latent_size")
+    assert claim.judge(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}))[1] == HOLDS
+    assert claim.judge(_record("latent_size", {"test_psnr": [14.0, 13.0, 20.0]}))[1] == FAILS
+    measured, verdict = claim.judge(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}, seeds=[0]))
+    assert measured == "test PSNR 14.0 / 16.0 / 20.0 dB" and verdict.startswith(UNTESTED) and "1 seed" in verdict
+
+
+def test_missing_metrics_and_runs_are_untested_not_guessed():
+    claim = _claim("flow_vae")
+    assert claim.judge(None)[1] == f"{UNTESTED}: not run"
+    assert "did not measure nll_best_flow" in claim.judge(_record("flow_vae", {"nll_vae": 90.0}))[1]
+
+
+def test_the_gan_claim_is_untested_while_the_gan_has_not_trained():
+    claim = _claim("gan_vs_vae")
+    failed = {"fid_gan": 230.0, "fid_vae": 240.0, "precision_gan": 0.35, "min_digit_share_gan": 0.02,
+              "max_digit_share_gan": 0.33}
+    assert "did not train" in claim.judge(_record("gan_vs_vae", failed))[1]
+    trained = {**failed, "precision_gan": 0.7, "min_digit_share_gan": 0.07, "max_digit_share_gan": 0.13}
+    assert claim.judge(_record("gan_vs_vae", trained))[1] == HOLDS
+    assert claim.judge(_record("gan_vs_vae", {**trained, "fid_gan": 250.0}))[1] == FAILS
+
+
+def test_the_page_prefers_the_reference_run_and_reports_a_broken_file(tmp_path):
+    build, ref = tmp_path / "build", tmp_path / "ref"
+    build.mkdir(), ref.mkdir()
+    (build / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}, [0])))
+    (ref / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [15.0, 17.0, 22.0]})))
+    (build / "gmm_vae.json").write_text("{broken")
+    page = findings_markdown(build, ref)
+    row = next(line for line in page.splitlines() if "latent space grows" in line)
+    assert "14.0 / 16.0 / 20.0 dB" in row and "15.0 / 17.0 / 22.0 dB" in row and f"{HOLDS} (reference run)" in row
+    gmm = next(line for line in page.splitlines() if "1, 4 and 8" in line)
+    assert "unreadable results file" in gmm and "results file unreadable (this build)" in gmm
+    assert page.count("\n|") == len(CLAIMS) + 2  # header, rule, one row per claim: no stray pipes
