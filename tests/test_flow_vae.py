@@ -3,6 +3,7 @@ the flow chapter's analysis and jobs."""
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -14,9 +15,10 @@ from vaebook.chapters import resolve
 from vaebook.config import ParameterError
 from vaebook.evaluate import latent_separation
 from vaebook.flow_vae import (PUBLISHED_NLL, VAEGAN, FeatureDiscriminator, FlowVAE, FlowVAEConfig, GKPrior,
-                              aggregate_codes, evaluate_model, ex_post_comparison, fit_ex_post_priors,
-                              fixed_binarization, flow_verdict, gains_over_baseline, iwae_bound,
-                              nll_beside_published)
+                              aggregate_codes, difference_and_spread, evaluate_model, ex_post_comparison,
+                              ex_post_fit, fid_draws, fit_ex_post_priors, fixed_binarization, flow_verdict,
+                              gains_over_baseline, iwae_bound, least_normal_dims, nll_beside_published,
+                              paired_gain)
 from vaebook.models import gaussian_kl
 from vaebook.train import fit
 
@@ -184,6 +186,12 @@ def test_evaluate_model_reports_its_parts(mnist):
     assert ev.row["recall"] == 30.0
     assert ev.row["5-NN accuracy"] == pytest.approx(sep["knn_accuracy"])
     assert ev.row["silhouette"] == pytest.approx(sep["silhouette"], abs=1e-6)
+    torch.testing.assert_close(ev.log_px, bound.log_px)     # the per-image bounds behind the NLL
+    torch.testing.assert_close(ev.elbo, bound.elbo)
+    assert -ev.log_px.mean().item() == pytest.approx(ev.row["test NLL (IWAE)"])
+    # fid_draws with seed + 1 reproduces the table's draw; other seeds give other draws
+    draws = fid_draws(model, lambda im: _fake_quality(im)["fid"], 30, [6, 7])
+    assert draws[0] == pytest.approx(ev.row["FID"], rel=1e-6) and draws[1] != draws[0]
     with pytest.raises(ParameterError, match="one label per code image"):
         evaluate_model(model, nll_images=x[:20], code_images=x, labels=labels[:10], quality=_fake_quality,
                        n_samples=30, iwae_k=4)
@@ -201,6 +209,10 @@ def test_ex_post_comparison_scores_each_generator(mnist):
     codes = aggregate_codes(model, test_x, seed=7)
     closed_form = (-0.5 * (codes.double() ** 2).sum(1) - math.log(2 * math.pi)).mean().item()
     assert table.loc["N(0, I)", "test-code log-lik (nats/code)"] == pytest.approx(closed_form, rel=1e-6)
+    # independent coordinates: the joint is the sum of the margins; the GMM's margins are not its joint
+    assert table.loc["N(0, I)", "margins log-lik (nats/code)"] == pytest.approx(closed_form, rel=1e-6)
+    assert table.loc["GMM", "margins log-lik (nats/code)"] != pytest.approx(
+        table.loc["GMM", "test-code log-lik (nats/code)"], abs=1e-6)
     with torch.no_grad():
         expected = model.decode(torch.randn(40, 2, generator=torch.Generator().manual_seed(8)))
     torch.testing.assert_close(samples["N(0, I)"], expected)
@@ -243,9 +255,14 @@ def test_gains_over_baseline_known_answers():
 def test_published_numbers_are_labelled_as_in_the_papers():
     published = {(src, model): v for src, model, v in PUBLISHED_NLL}
     # Burda et al. 2016, Table 1: 84.78 is the one-layer IWAE with k = 50, the k = 1 VAE is 86.76
-    assert published[("Burda et al. 2016", "IWAE, one stochastic layer, k = 50 training")] == 84.78
-    assert published[("Burda et al. 2016", "VAE, one stochastic layer, k = 1 training")] == 86.76
-    assert published[("Rezende & Mohamed 2015", "planar flow, K = 80")] == 85.1
+    assert published[("Burda et al. 2016", "IWAE, k = 50, one layer")] == 84.78
+    assert published[("Burda et al. 2016", "VAE, k = 1, one layer")] == 86.76
+    assert published[("Burda et al. 2016", "IWAE, k = 50, two layers")] == 82.90
+    # Rezende & Mohamed 2015, Table 2
+    assert [published[("Rezende & Mohamed 2015", f"planar flow, K = {k}")] for k in (10, 20, 40, 80)] == \
+        [87.5, 86.5, 85.7, 85.1]
+    assert published[("Rezende & Mohamed 2015", "diagonal Gaussian")] == 89.9
+    assert published[("Rezende & Mohamed 2015", "NICE, K = 80")] == 87.2
     table = nll_beside_published(pd.Series({"VAE": 95.5, "real": float("nan"), "planar": 94.25}), "ours")
     assert len(table) == len(PUBLISHED_NLL) + 2
     assert table.iloc[-2:].values.tolist() == [["ours", "VAE", 95.5], ["ours", "planar", 94.25]]
@@ -297,3 +314,85 @@ def test_flow_and_density_terms_stay_fp32_under_bf16_autocast():
     assert cast[0].dtype == cast[1].dtype == torch.float32
     assert torch.equal(plain[0], cast[0]) and torch.equal(plain[1], cast[1])
     assert log_p.dtype == torch.float32
+
+
+def test_ex_post_margins_are_the_margins_of_each_density():
+    gen = torch.Generator().manual_seed(1)
+    truth = gk.MultivariateGK([0.5, -1.0], [1.0, 0.5], [1.0, -0.5], [0.2, 0.1], [[1.0, 0.4], [0.4, 1.0]])
+    codes = truth.sample((1500,), generator=gen).float()
+    priors = fit_ex_post_priors(codes, n_components=3, seed=0)
+    grid = torch.linspace(-12, 12, 6001, dtype=torch.float64)
+    both = grid[:, None].expand(-1, 2)
+    for name, prior in priors.items():
+        dens = prior.marginal_log_prob(both).exp()
+        assert dens.shape == (len(grid), 2)
+        mass = torch.trapezoid(dens, grid, dim=0)          # every margin is a density
+        torch.testing.assert_close(mass, torch.ones(2, dtype=torch.float64), atol=2e-3, rtol=0, msg=name)
+    # closed forms: the normal margin, and the GMM's margin j is its mixture over (mu_cj, S_c,jj), checked
+    # against sklearn's own density of a one-dimensional mixture with the same parameters
+    from sklearn.mixture import GaussianMixture
+    x = torch.tensor([[-1.0, 0.3], [0.0, 2.0], [1.5, -0.7]], dtype=torch.float64)
+    torch.testing.assert_close(priors["N(0, I)"].marginal_log_prob(x),
+                               -0.5 * x ** 2 - 0.5 * math.log(2 * math.pi))
+    prior = priors["GMM"]
+    full = GaussianMixture(n_components=3, covariance_type="full", random_state=0, reg_covar=1e-5)
+    full.fit(codes.double().numpy())
+    for j in range(2):
+        one = GaussianMixture(n_components=3, covariance_type="full")
+        one.weights_, one.means_ = full.weights_, full.means_[:, [j]]
+        one.covariances_ = full.covariances_[:, j, j].reshape(3, 1, 1)
+        one.precisions_cholesky_ = 1 / np.sqrt(one.covariances_)
+        torch.testing.assert_close(prior.marginal_log_prob(x)[:, j],
+                                   torch.as_tensor(one.score_samples(x[:, [j]].numpy())), atol=1e-6, rtol=0)
+    # the g-and-k margin is the univariate g-and-k density with the fitted parameters
+    P = torch.as_tensor(priors["g-and-k (LM)"].fit.params)
+    for j in range(2):
+        torch.testing.assert_close(priors["g-and-k (LM)"].marginal_log_prob(x)[:, j],
+                                   gk.log_prob(x[:, j], *P[j]), atol=1e-8, rtol=0)
+
+
+def test_ex_post_fit_is_what_ex_post_comparison_uses(mnist):
+    train_x = fixed_binarization(mnist["train"].x[:200], seed=0)
+    test_x = fixed_binarization(mnist["test"].x[:50], seed=0)
+    torch.manual_seed(0)
+    model = FlowVAE(FlowVAEConfig(latent_size=2, hidden_size=16))
+    fit = ex_post_fit(model, train_x, max_codes=120, n_components=2, seed=3)
+    keep = torch.randperm(200, generator=torch.Generator().manual_seed(3))[:120]
+    torch.testing.assert_close(fit.codes, aggregate_codes(model, train_x, seed=3)[keep])
+    with_fit, s1 = ex_post_comparison(model, train_x, test_x, _fake_quality, n_samples=40, seed=3, fit=fit)
+    without, s2 = ex_post_comparison(model, train_x, test_x, _fake_quality, n_samples=40, max_codes=120,
+                                     n_components=2, seed=3)
+    cols = ["FID", "precision", "recall", "test-code log-lik (nats/code)", "margins log-lik (nats/code)"]
+    pd.testing.assert_frame_equal(with_fit[cols].astype(float), without[cols].astype(float))
+    assert all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_least_normal_dims_ranks_by_distance_from_a_standard_normal():
+    rng = np.random.default_rng(0)
+    z = np.stack([rng.standard_normal(4000), 0.3 * rng.standard_normal(4000), rng.standard_normal(4000) + 3,
+                  rng.standard_normal(4000) + 0.5], axis=1)
+    # KS distances: ~0, about 0.34 (too narrow), about 0.93 (shifted by 3), about 0.19 (shifted by 0.5)
+    assert least_normal_dims(z, 4) == [2, 1, 3, 0]
+    assert least_normal_dims(torch.as_tensor(z), 2) == [2, 1]
+    with pytest.raises(ParameterError):
+        least_normal_dims(z[:, 0], 1)
+
+
+def test_paired_gain_and_difference_and_spread_known_answers():
+    base, model = torch.tensor([-90.0, -91.0, -89.0, -92.0]), torch.tensor([-89.0, -91.0, -87.0, -92.0])
+    gain, se = paired_gain(base, model)        # differences 1, 0, 2, 0: mean 0.75, sd sqrt(2.75 / 3)
+    assert gain == pytest.approx(0.75) and se == pytest.approx(math.sqrt(2.75 / 3) / 2)
+    assert paired_gain(model, base)[0] == pytest.approx(-0.75)
+    with pytest.raises(ParameterError, match="same"):
+        paired_gain(base, model[:3])
+    diff, spread = difference_and_spread([10.0, 12.0, 14.0], [20.0, 20.0, 23.0])
+    assert diff == pytest.approx(21.0 - 12.0)
+    assert spread == pytest.approx(math.hypot(2.0, math.sqrt(3.0)))     # sds 2 and sqrt(3)
+    with pytest.raises(ParameterError):
+        difference_and_spread([1.0], [1.0, 2.0])
+
+
+def test_metric_names_of_the_model_labels():
+    assert [chapter.metric_name(m) for m in ["VAE", "planar K=16", "planar+radial K=8", "g-and-k+planar K=4",
+                                             "g-and-k prior", "VAE-GAN"]] == \
+        ["vae", "planar_k16", "planar_radial_k8", "gk_planar_k4", "gk_prior", "vae_gan"]

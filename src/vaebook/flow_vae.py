@@ -27,9 +27,12 @@ Levenberg–Marquardt on quantiles (:func:`vaebook.gk.fit_multivariate_lm`).
 :class:`VAEGAN` with its MLP :class:`FeatureDiscriminator`.
 
 **Analysis** (the flow chapter's tables): :func:`evaluate_model` (NLL, ELBO, sample quality and latent
-separation of one model), :func:`ex_post_comparison` (generation with each ex-post prior),
-:func:`flow_verdict` (best flow model against the plain VAE, with the thresholds :data:`MIN_NLL_GAIN` and
-:data:`TARGET_NLL`), :func:`gains_over_baseline`, and :func:`nll_beside_published` (:data:`PUBLISHED_NLL`).
+separation of one model), :func:`ex_post_fit` and :func:`ex_post_comparison` (generation with each
+ex-post prior), :func:`least_normal_dims` (which code margins to plot), :func:`flow_verdict` (best flow
+model against the plain VAE, with the thresholds :data:`MIN_NLL_GAIN` and :data:`TARGET_NLL`),
+:func:`gains_over_baseline`, :func:`paired_gain` (an NLL gain with its standard error over test images),
+:func:`fid_draws` and :func:`difference_and_spread` (how much FID moves between sample draws), and
+:func:`nll_beside_published` (:data:`PUBLISHED_NLL`).
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ from .models import IMAGE_PIXELS, VAE, ELBOTerms, MLPDecoder, VAEConfig, reconst
 __all__ = ["FlowVAEConfig", "FlowEncoder", "NormalPrior", "GKPrior", "FlowVAE", "FeatureDiscriminator",
            "VAEGAN", "VAEGAN_TERMS", "IWAEResult", "iwae_bound", "fixed_binarization", "aggregate_codes",
            "ExPostPrior", "fit_ex_post_priors",
-           "ModelEvaluation", "evaluate_model", "ex_post_comparison", "FlowVerdict", "flow_verdict",
+           "ModelEvaluation", "evaluate_model", "ExPostFit", "ex_post_fit", "ex_post_comparison",
+           "least_normal_dims", "paired_gain", "fid_draws", "difference_and_spread", "FlowVerdict", "flow_verdict",
            "gains_over_baseline", "MIN_NLL_GAIN", "TARGET_NLL", "PUBLISHED_NLL", "nll_beside_published"]
 
 LOG_2PI = math.log(2 * math.pi)
@@ -423,13 +427,15 @@ def aggregate_codes(model: FlowVAE, x: torch.Tensor, seed: int = 0, batch_size: 
 @dataclass
 class ExPostPrior:
     """A density fitted (or not) to training codes: ``sample(n, seed)`` -> (n, d) codes; ``log_prob`` on
-    held-out codes (nats per code); ``seconds`` to fit; ``info`` (e.g. LM convergence)."""
+    held-out codes (nats per code); ``seconds`` to fit; ``info`` (e.g. LM convergence);
+    ``marginal_log_prob`` (m, d) values -> (m, d) log-densities of each one-dimensional margin (for plots)."""
 
     name: str
     sample: Callable[[int, int], torch.Tensor]
     log_prob: Callable[[torch.Tensor], torch.Tensor]
     seconds: float
     info: str = ""
+    marginal_log_prob: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 0,
@@ -445,7 +451,8 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
     out = {}
     out["N(0, I)"] = ExPostPrior(
         "N(0, I)", lambda m, s: torch.randn(m, d, generator=torch.Generator().manual_seed(s)),
-        lambda z: _log_std_normal(z.double()), 0.0, "the training prior, nothing fitted")
+        lambda z: _log_std_normal(z.double()), 0.0, "the training prior, nothing fitted",
+        lambda z: -0.5 * z.double() ** 2 - 0.5 * LOG_2PI)
 
     t0 = time.perf_counter()
     gmm = GaussianMixture(n_components=n_components, covariance_type="full", random_state=seed,
@@ -456,10 +463,18 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
         z, _ = gmm.sample(m)
         return torch.as_tensor(z[np.random.default_rng(s).permutation(m)], dtype=torch.float32)
 
+    def gmm_margins(z):   # margin j of a full-covariance mixture: sum_c w_c N(z_j; mu_cj, S_c,jj)
+        z = z.double().cpu()
+        mu, var = torch.as_tensor(gmm.means_), torch.as_tensor(np.diagonal(gmm.covariances_, axis1=1, axis2=2).copy())
+        logw = torch.as_tensor(np.log(gmm.weights_))
+        comp = -0.5 * ((z[:, None, :] - mu) ** 2 / var + torch.log(var) + LOG_2PI)     # (m, components, d)
+        return torch.logsumexp(comp + logw[None, :, None], dim=1)
+
     out["GMM"] = ExPostPrior("GMM", gmm_sample,
                              lambda z: torch.as_tensor(gmm.score_samples(z.double().cpu().numpy())),
                              time.perf_counter() - t0,
-                             f"{n_components} components, full covariance, converged={gmm.converged_}")
+                             f"{n_components} components, full covariance, converged={gmm.converged_}",
+                             gmm_margins)
 
     t0 = time.perf_counter()
     lm_codes = codes
@@ -482,8 +497,10 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
         lambda m, s: dist.sample((m,), generator=torch.Generator().manual_seed(s)).float(),
         lambda z: dist.log_prob(z.double().cpu()), time.perf_counter() - t0,
         f"{fitted.message}; {len(lm_codes)} codes"
-        + (f"; k set to 0 in invalid margins {repaired}" if repaired else ""))
+        + (f"; k set to 0 in invalid margins {repaired}" if repaired else ""),
+        lambda z: dist.marginal_log_prob(z.double().cpu()))
     out["g-and-k (LM)"].fit = fitted  # type: ignore[attr-defined]
+    out["g-and-k (LM)"].repaired = repaired  # type: ignore[attr-defined]  # margins moved to k = 0
     return out
 
 
@@ -493,11 +510,15 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
 @dataclass
 class ModelEvaluation:
     """One trained model's evaluation: ``row`` (the results table's columns), its prior ``samples`` (pixel
-    probabilities, CPU) and the ``codes`` of the code images (flow image of the posterior mean, CPU)."""
+    probabilities, CPU), the ``codes`` of the code images (flow image of the posterior mean, CPU) and
+    ``log_px`` and ``elbo``, the per-image bound :math:`\mathcal L_k` behind the NLL and the ELBO from the
+    same samples (for :func:`paired_gain`)."""
 
     row: dict[str, float]
     samples: torch.Tensor
     codes: torch.Tensor
+    log_px: torch.Tensor | None = None   # per-image IWAE bound of the NLL images (for paired comparisons)
+    elbo: torch.Tensor | None = None     # per-image ELBO from the same samples
 
 
 def _check_count(name: str, v: object) -> None:
@@ -529,37 +550,105 @@ def evaluate_model(model: FlowVAE, *, nll_images: torch.Tensor, code_images: tor
     row = {"test NLL (IWAE)": bound.nll, "test −ELBO": bound.neg_elbo, "FID": q["fid"],
            "precision": q["precision"], "recall": q["recall"], "5-NN accuracy": sep["knn_accuracy"],
            "silhouette": sep["silhouette"], "NLL seconds": bound.seconds}
-    return ModelEvaluation(row, samples, codes)
+    return ModelEvaluation(row, samples, codes, bound.log_px, bound.elbo)
 
 
-def ex_post_comparison(model: FlowVAE, train_images: torch.Tensor, test_images: torch.Tensor,
-                       quality: Callable[[torch.Tensor], Mapping[str, float]], *, n_samples: int,
-                       max_codes: int | None = None, n_components: int = 10, seed: int = 0
-                       ) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
-    """Generate from one trained model with each ex-post prior of :func:`fit_ex_post_priors` and compare.
+@dataclass
+class ExPostFit:
+    """The training codes an ex-post comparison fitted its priors to, and the priors by name."""
 
-    The priors are fitted to one draw of :func:`aggregate_codes` per (binary) training image (noise seeded
-    with ``seed``; at most ``max_codes`` of them, a subset seeded with ``seed``). Each generator decodes
-    ``n_samples`` codes (seeded with ``seed + 5``). The table has, per generator, ``quality``'s FID,
-    precision and recall, the mean log-density of held-out codes of ``test_images`` (seeded with
-    ``seed + 4``; nats per code), the fitting time and the fit's note. Returns ``(table, samples)``.
-    """
-    _check_count("n_samples", n_samples)
+    codes: torch.Tensor
+    priors: dict[str, ExPostPrior]
+
+
+def ex_post_fit(model: FlowVAE, train_images: torch.Tensor, *, max_codes: int | None = None,
+                n_components: int = 10, seed: int = 0) -> ExPostFit:
+    """:func:`fit_ex_post_priors` on one draw of :func:`aggregate_codes` per (binary) training image (noise
+    seeded with ``seed``; at most ``max_codes`` of them, a subset seeded with ``seed``)."""
     if max_codes is not None:
         _check_count("max_codes", max_codes)
     train_codes = aggregate_codes(model, train_images, seed=seed)
     if max_codes is not None and max_codes < len(train_codes):
         keep = torch.randperm(len(train_codes), generator=torch.Generator().manual_seed(seed))[:max_codes]
         train_codes = train_codes[keep]
+    return ExPostFit(train_codes, fit_ex_post_priors(train_codes, n_components=n_components, seed=seed))
+
+
+def ex_post_comparison(model: FlowVAE, train_images: torch.Tensor, test_images: torch.Tensor,
+                       quality: Callable[[torch.Tensor], Mapping[str, float]], *, n_samples: int,
+                       max_codes: int | None = None, n_components: int = 10, seed: int = 0,
+                       fit: ExPostFit | None = None) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Generate from one trained model with each ex-post prior of :func:`fit_ex_post_priors` and compare.
+
+    The priors are those of ``fit``, else of :func:`ex_post_fit` (``train_images``, ``max_codes``,
+    ``n_components``, ``seed``). Each generator decodes ``n_samples`` codes (seeded with ``seed + 5``). The
+    table has, per generator, ``quality``'s FID, precision and recall, the mean log-density of held-out codes
+    of ``test_images`` (seeded with ``seed + 4``; nats per code), the same codes' summed one-dimensional
+    margin log-densities (the joint minus this is what the density gains from dependence between
+    coordinates; 0 for N(0, I)), the fitting time and the fit's note.
+    Returns ``(table, samples)``.
+    """
+    _check_count("n_samples", n_samples)
+    if fit is None:
+        fit = ex_post_fit(model, train_images, max_codes=max_codes, n_components=n_components, seed=seed)
     test_codes = aggregate_codes(model, test_images, seed=seed + 4)
     rows, samples = {}, {}
-    for name, prior in fit_ex_post_priors(train_codes, n_components=n_components, seed=seed).items():
+    for name, prior in fit.priors.items():
         samples[name] = decode(model, prior.sample(n_samples, seed + 5))
         q = quality(samples[name])
+        margins = (float("nan") if prior.marginal_log_prob is None
+                   else prior.marginal_log_prob(test_codes).double().sum(1).mean().item())
         rows[name] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"],
                       "test-code log-lik (nats/code)": prior.log_prob(test_codes).float().mean().item(),
+                      "margins log-lik (nats/code)": margins,
                       "fit seconds": prior.seconds, "note": prior.info}
     return pd.DataFrame(rows).T, samples
+
+
+def least_normal_dims(codes: torch.Tensor | np.ndarray, n: int) -> list[int]:
+    """The ``n`` coordinates of ``codes`` (N, d) whose empirical distribution is farthest from N(0, 1), by
+    the Kolmogorov–Smirnov distance sup_x |F_N(x) − Φ(x)|, farthest first."""
+    from scipy import stats
+
+    z = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes, dtype=np.float64)
+    if z.ndim != 2 or len(z) == 0:
+        raise ParameterError(f"codes must be a non-empty (N, d) array, got shape {z.shape}")
+    _check_count("n", n)
+    ks = [stats.kstest(z[:, j], "norm").statistic for j in range(z.shape[1])]
+    return [int(j) for j in np.argsort(ks, kind="stable")[::-1][:n]]
+
+
+def paired_gain(log_px_base: torch.Tensor, log_px_model: torch.Tensor) -> tuple[float, float]:
+    """NLL gain of a model over a baseline scored on the same test images, with its standard error over
+    images: (mean of log p_model(x) − log p_base(x), its sample std / sqrt(N)). Positive favours the model.
+    The error covers which test images were scored (and the IWAE noise), not training noise (seeds)."""
+    a, b = torch.as_tensor(log_px_base).double().flatten(), torch.as_tensor(log_px_model).double().flatten()
+    if a.shape != b.shape or len(a) < 2:
+        raise ParameterError(f"paired_gain needs the same >= 2 images for both models, got {len(a)} and {len(b)}")
+    diff = b - a
+    return diff.mean().item(), (diff.std(unbiased=True) / math.sqrt(len(diff))).item()
+
+
+def fid_draws(model: nn.Module, fid: Callable[[torch.Tensor], float], n_samples: int,
+              seeds: Sequence[int]) -> np.ndarray:
+    """``fid(images)`` for ``n_samples`` images decoded from the model's prior, once per seed in ``seeds``
+    (the prior's noise seeded with it, as :func:`evaluate_model` seeds its draw with ``seed + 1``): how much
+    a sample-quality score moves between sample draws of one fixed model."""
+    _check_count("n_samples", n_samples)
+    if len(seeds) < 1:
+        raise ParameterError("fid_draws needs at least one seed")
+    return np.array([float(fid(decode(model, model.prior.sample(n_samples, generator=torch.Generator()
+                                                                 .manual_seed(int(s))))))
+                     for s in seeds])
+
+
+def difference_and_spread(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
+    """For two sets of repeated scores (e.g. :func:`fid_draws` of two models): the difference of their
+    means (b − a) and the spread of a difference of single draws, sqrt(sd_a² + sd_b²) (sample std)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2 or len(b) < 2:
+        raise ParameterError(f"difference_and_spread needs >= 2 scores per set, got {len(a)} and {len(b)}")
+    return float(b.mean() - a.mean()), float(math.hypot(a.std(ddof=1), b.std(ddof=1)))
 
 
 MIN_NLL_GAIN = 1.0
@@ -635,19 +724,24 @@ def gains_over_baseline(table: pd.DataFrame, models: Sequence[str], baseline: st
 
 
 PUBLISHED_NLL = (
-    # Rezende & Mohamed 2015: MLP (maxout) DLGM, 40 latent dimensions, statically binarised MNIST
-    ("Rezende & Mohamed 2015", "diagonal Gaussian (DLGM)", 89.9),
-    ("Rezende & Mohamed 2015", "planar flow, K = 10 (reported)", 87.5),
-    ("Rezende & Mohamed 2015", "planar flow, K = 20 (reported)", 86.5),
-    ("Rezende & Mohamed 2015", "planar flow, K = 40 (reported)", 85.7),
+    # Rezende & Mohamed 2015, Table 2: deep latent Gaussian model (DLGM, maxout MLPs, 40 latent dimensions),
+    # binarised MNIST; the posterior a diagonal Gaussian, or one pushed through K planar or NICE layers
+    ("Rezende & Mohamed 2015", "diagonal Gaussian", 89.9),
+    ("Rezende & Mohamed 2015", "planar flow, K = 10", 87.5),
+    ("Rezende & Mohamed 2015", "planar flow, K = 20", 86.5),
+    ("Rezende & Mohamed 2015", "planar flow, K = 40", 85.7),
     ("Rezende & Mohamed 2015", "planar flow, K = 80", 85.1),
     ("Rezende & Mohamed 2015", "NICE, K = 80", 87.2),
-    # Burda et al. 2016, Table 1: dynamically binarised MNIST, 5,000 importance samples
-    ("Burda et al. 2016", "VAE, one stochastic layer, k = 1 training", 86.76),
-    ("Burda et al. 2016", "IWAE, one stochastic layer, k = 50 training", 84.78),
-    ("Burda et al. 2016", "IWAE, two stochastic layers, k = 50 training", 82.90),
+    # Burda et al. 2016, Table 1: dynamically binarised MNIST, NLL from 5,000 importance samples; k is the
+    # number of samples in the training objective (a VAE trained with k = 1 is the ordinary VAE)
+    ("Burda et al. 2016", "VAE, k = 1, one layer", 86.76),
+    ("Burda et al. 2016", "IWAE, k = 50, one layer", 84.78),
+    ("Burda et al. 2016", "IWAE, k = 50, two layers", 82.90),
 )
-"""Published test NLLs on binarised MNIST (nats): (source, model, NLL)."""
+"""Published test NLLs on binarised MNIST (nats): (source, model, NLL). "one layer" / "two layers" count
+stochastic layers (Burda et al.'s one-layer models: two deterministic layers of 200 units, 50 latent
+dimensions)."""
+
 
 def nll_beside_published(ours: Mapping[str, float], source: str) -> pd.DataFrame:
     """:data:`PUBLISHED_NLL` followed by ``ours`` (model -> test NLL in nats; NaNs dropped), labelled

@@ -13,7 +13,10 @@ import torch
 from .. import data
 from ..classifier import MNISTClassifier, classifier_job
 from ..config import TrainingParams, ParameterError, choice, custom, integer, number
-from ..flow_vae import VAEGAN, FlowVAE, FlowVAEConfig, evaluate_model, ex_post_comparison, fixed_binarization
+from ..classifier import classifier_features
+from ..flow_vae import (VAEGAN, ExPostFit, FlowVAE, FlowVAEConfig, ModelEvaluation, evaluate_model,
+                        ex_post_comparison, ex_post_fit, fid_draws, fixed_binarization)
+from ..quality import frechet_distance
 from ..jobs import Job, train_all
 from ..quality import gaussian_blur, sample_quality
 from ..train import FitResult
@@ -155,35 +158,64 @@ def train(run) -> tuple[dict[str, FitResult], MNISTClassifier]:
 
 
 def evaluate_models(run, results: Mapping[str, FitResult], classifier: MNISTClassifier
-                    ) -> tuple[pd.DataFrame, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+                    ) -> tuple[pd.DataFrame, dict[str, ModelEvaluation]]:
     """The results table (one row per model, :func:`vaebook.flow_vae.evaluate_model`, plus seconds per
-    epoch; then two calibration rows of real training images, sharp and blurred), the models' prior samples
-    and their test codes."""
+    epoch; then two calibration rows of real training images, sharp and blurred) and each model's
+    :class:`vaebook.flow_vae.ModelEvaluation` (prior samples, test codes, per-image NLL bounds)."""
     p: Params = run.params
     d = chapter_data(p)
     quality = partial(sample_quality, classifier, d.real)
-    rows, samples, codes = {}, {}, {}
+    rows, evals = {}, {}
     for name, r in results.items():
         ev = evaluate_model(r.model, nll_images=d.test_bin[d.iwae_idx], code_images=d.test_bin, labels=d.test.y,
                             quality=quality, n_samples=p.n_samples, iwae_k=p.iwae_k, seed=p.seed)
         row = dict(ev.row)
         nll_seconds = row.pop("NLL seconds")   # keep the table's column order: s/epoch, then NLL seconds
         rows[name] = {**row, "s/epoch": r.seconds_per_epoch, "NLL seconds": nll_seconds}
-        samples[name], codes[name] = ev.samples, ev.codes
+        evals[name] = ev
     for name, images in (("real training images", d.real_train),
                          ("real, blurred (σ = 1 px)", gaussian_blur(d.real_train, 1.0))):
         q = quality(images)
         rows[name] = {"FID": q["fid"], "precision": q["precision"], "recall": q["recall"]}
     table = pd.DataFrame(rows).T
     table.index.name = "model"
-    return table, samples, codes
+    return table, evals
 
 
-def ex_post(run, model: FlowVAE, classifier: MNISTClassifier) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+FID_DRAWS = 5
+"""Prior sample draws per model for the FID's draw-to-draw spread (:func:`fid_spread`)."""
+
+
+def fid_spread(run, results: Mapping[str, FitResult], classifier: MNISTClassifier,
+               draws: int = FID_DRAWS) -> pd.DataFrame:
+    """FID of ``n_samples`` prior samples per model, over ``draws`` sample draws (seeds seed + 1, ...: the
+    first is the draw of the results table), against the same test reference set: one row per model, one
+    column per draw."""
+    p: Params = run.params
+    real = classifier_features(classifier, chapter_data(p).real)
+    fid = lambda images: frechet_distance(real, classifier_features(classifier, images))  # noqa: E731
+    seeds = [p.seed + 1 + i for i in range(draws)]
+    return pd.DataFrame({name: fid_draws(r.model, fid, p.n_samples, seeds) for name, r in results.items()},
+                        index=pd.Index(seeds, name="sample seed")).T
+
+
+def ex_post(run, model: FlowVAE, classifier: MNISTClassifier
+            ) -> tuple[pd.DataFrame, dict[str, torch.Tensor], ExPostFit]:
     """:func:`vaebook.flow_vae.ex_post_comparison` on one model: codes of a fixed binarisation of the
-    training images (seed + 3), 10 mixture components, samples scored against the test reference set."""
+    training images (seed + 3), 10 mixture components, samples scored against the test reference set.
+    Returns the table, the samples and the fit (training codes and priors, for plots)."""
     p: Params = run.params
     d = chapter_data(p)
-    return ex_post_comparison(model, fixed_binarization(d.train.x, seed=p.seed + 3), d.test_bin,
-                              partial(sample_quality, classifier, d.real), n_samples=p.n_samples,
-                              max_codes=p.ex_post_codes, n_components=10, seed=p.seed)
+    train_bin = fixed_binarization(d.train.x, seed=p.seed + 3)
+    fit = ex_post_fit(model, train_bin, max_codes=p.ex_post_codes, n_components=10, seed=p.seed)
+    table, samples = ex_post_comparison(model, train_bin, d.test_bin, partial(sample_quality, classifier, d.real),
+                                        n_samples=p.n_samples, seed=p.seed, fit=fit)
+    return table, samples, fit
+
+
+def metric_name(label: str) -> str:
+    """A model label as a metric/glue name: "planar K=16" -> "planar_k16", "g-and-k prior" -> "gk_prior"."""
+    import re
+
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", label.lower().replace("g-and-k", "gk").replace("=", "")
+                                     )).strip("_")
