@@ -91,3 +91,23 @@ def test_local_workers_get_the_malloc_settings_not_dasks_trim_threshold():
         env = client.run(lambda: {k: os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "OMP_NUM_THREADS")})
     (worker_env,) = env.values()
     assert worker_env == {"MALLOC_TRIM_THRESHOLD_": "268435456", "OMP_NUM_THREADS": "1"}
+
+
+def test_a_taken_dashboard_port_prints_nothing_into_the_page():
+    import socket
+    import warnings
+
+    taken = socket.socket()
+    try:
+        taken.bind(("127.0.0.1", 8787))  # Dask's default HTTP port, held by someone else
+        taken.listen()
+    except OSError:
+        pass  # already held by another process: the same situation
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with dask_client(workers=1) as client:
+                assert client.submit(int, 1).result() == 1
+    finally:
+        taken.close()
+    assert [str(w.message) for w in caught if "port" in str(w.message).lower()] == []

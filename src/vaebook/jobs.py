@@ -218,8 +218,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
         return
     n = workers or max(1, os.cpu_count() or 1)
     with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENV}), \
-            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                         silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+            LocalCluster(n_workers=n, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                         # no dashboard, and the scheduler's HTTP endpoint on a free loopback port:
+                         # dashboard_address=None still binds :8787 and warns into the page when it is taken
+                         dashboard_address="127.0.0.1:0", scheduler_kwargs={"dashboard": False}
+                         ) as cluster, Client(cluster) as client:
         yield client
 
 
