@@ -240,6 +240,13 @@ def test_help_and_console_script(capsys):
     for words in ("test_reconstruction", "test_classifier", "Predicted_Label", "vae_reconstructed.npz",
                   "--epochs", "--seed", "--device", "--out-dir", "no pickle"):
         assert words in text, words
+    # the measured claim: min / median / max over (seed, draw) pairs, each at least the 97% target
+    import re
+
+    claim = re.search(r"min (\d+\.\d+)% / median (\d+\.\d+)% / max (\d+\.\d+)%", text)
+    assert claim and "5 (seed, draw) pairs" in " ".join(text.split())
+    low, mid, high = (float(v) for v in claim.groups())
+    assert 97.0 <= low <= mid <= high <= 100.0
     # the installed script, and vaebook.gmm_vae.main (the script's target in installs made before the
     # command line moved to vaebook.gmm_cli; python -m vaebook.gmm_vae calls it), run this command line
     scripts = importlib.metadata.entry_points(group="console_scripts")

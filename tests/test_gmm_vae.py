@@ -16,10 +16,12 @@ from sklearn.mixture import GaussianMixture
 from vaebook import chapters
 from vaebook.chapters import gmm_vae as chapter
 from vaebook.gmm_vae import (DIGITS, ClusteringComparison, InputError, LatentGMM, accuracy_margin,
-                             all_correct_lower_bound, classification_report, cluster_majorities,
-                             clustering_accuracy, compare_clusterings, draw_mixture, fit_latent_gmm,
-                             labelled_holdout, latent_codes, latent_manifold, misclassified, mixture_table,
-                             reconstruction_table, split_counts, train_vae)
+                             all_correct_lower_bound, and_list, classification_em, classification_report,
+                             cluster_majorities, clustering_accuracy, compare_clusterings, draw_mixture, draw_study,
+                             em_fits, error_pairs, fit_latent_gmm, ink_width, labelled_holdout, labelled_image_grid,
+                             labelled_means, latent_codes, latent_manifold, misclassified, mixed_clusters,
+                             mixture_table,
+                             most_likely, reconstruction_table, split_counts, train_vae)
 from vaebook.models import VAE, VAEConfig
 
 matplotlib.use("Agg")
@@ -41,7 +43,9 @@ def _three_blobs(seed=0, n=300):
 def test_mixture_round_trips_and_matches_scikit_learn(tmp_path):
     codes, labels = _three_blobs()
     val = np.r_[0:5, 300:305, 600:605]
-    gmm = fit_latent_gmm(codes, codes[val], labels[val], DIGITS, seed=0, vae_fingerprint="abc")
+    # the labelled-means start alone (no restarts, no CEM) is scikit-learn's EM from those means
+    gmm = fit_latent_gmm(codes, codes[val], labels[val], DIGITS, seed=0, vae_fingerprint="abc", restarts=0,
+                         refine=False)
     path = gmm.save(tmp_path / "gmm_params.pkl")
     back = LatentGMM.load(path)
     for name in ("weights", "means", "covariances", "cluster_to_digit", "digits"):
@@ -68,6 +72,99 @@ def test_map_is_taken_from_the_labels_not_hard_coded():
     swapped_labels = np.array([swap[v] for v in labels[val]])
     swapped = fit_latent_gmm(codes, codes[val], swapped_labels, DIGITS).predict(codes)
     np.testing.assert_array_equal(swapped, np.array([swap[v] for v in base]))
+
+
+def _failure_case(seed=0):
+    """Simulated codes in which the source's start fails (the failure of seed 3 in the chapter): a long
+    band of 1s below, a broad cloud of 4s above, a compact cloud of 8s between them touching both, and the
+    five labelled 1s taken from the far left end of their band. Returns codes, labels, the labelled
+    indices and the true mixture's Bayes classification of every code (the known answer)."""
+    rng = np.random.default_rng(seed)
+    n = np.array([1800, 1600, 1500])
+    means = np.array([[0.0, -1.4], [0.0, 1.4], [0.0, 0.0]])
+    covs = np.array([[[1.2, 0.3], [0.3, 0.3]], [[0.8, 0.0], [0.0, 0.5]], [[0.3, 0.05], [0.05, 0.12]]])
+    codes = np.concatenate([rng.multivariate_normal(m, c, size=k) for m, c, k in zip(means, covs, n)])
+    labels = np.repeat(np.asarray(DIGITS), n)
+    ones = np.nonzero(labels == 1)[0]
+    pick = np.random.default_rng(1)
+    labelled = np.r_[ones[np.argsort(codes[ones, 0])[:5]],
+                     pick.choice(np.nonzero(labels == 4)[0], 5, replace=False),
+                     pick.choice(np.nonzero(labels == 8)[0], 5, replace=False)]
+    # Bayes classifier of the generating mixture: argmax_k log pi_k + log N(z; m_k, S_k), by scipy
+    from scipy.stats import multivariate_normal
+    log_joint = np.stack([np.log(k / n.sum()) + multivariate_normal(m, c).logpdf(codes)
+                          for m, c, k in zip(means, covs, n)], axis=1)
+    return codes, labels, labelled, np.asarray(DIGITS)[log_joint.argmax(1)], means
+
+
+def test_fixed_method_recovers_the_labels_where_the_labelled_start_fails():
+    codes, labels, lab, bayes, true_means = _failure_case()
+    assert (bayes == labels).mean() == pytest.approx(0.926, abs=0.01)     # the best any classifier can do
+    # the failure mode occurs: EM from the labelled means ends in a poor, less likely optimum
+    old = fit_latent_gmm(codes, codes[lab], labels[lab], DIGITS, restarts=0, refine=False)
+    assert (old.predict(codes) == labels).mean() < 0.8
+    fits = em_fits(codes, labelled_means(codes[lab], labels[lab], DIGITS), restarts=8, seed=0)
+    assert fits[0].start == "labelled means" and fits[1].start == "k-means++ (best of 8)"
+    assert fits[1].log_likelihood > fits[0].log_likelihood + 0.03 and most_likely(fits) is fits[1]
+    # the fixed method: the Bayes classifier's answer on nearly every code, and its accuracy
+    new = fit_latent_gmm(codes, codes[lab], labels[lab], DIGITS, seed=0)
+    predicted = new.predict(codes)
+    assert (predicted == bayes).mean() > 0.97
+    assert (predicted == labels).mean() > (bayes == labels).mean() - 0.01
+    # each digit's component sits near that digit's true mean (classification EM's hard assignment cuts
+    # off each cloud's overlap with its neighbours, which moves overlapping components apart a little)
+    for d, m in zip(DIGITS, true_means):
+        np.testing.assert_allclose(new.means[new.cluster_to_digit == d][0], m, atol=0.25)
+    # and it does not depend on the draw: any other five labelled images per digit give the same answer
+    other = labelled_holdout(labels, 5, DIGITS, seed=3)
+    again = fit_latent_gmm(codes, codes[other], labels[other], DIGITS, seed=0)
+    np.testing.assert_array_equal(again.predict(codes), predicted)
+
+
+def test_draw_study_on_the_failure_case():
+    codes, labels, _, _, _ = _failure_case()
+    study = draw_study(codes, labels, codes, labels, DIGITS, n_draws=4, seed=0)
+    assert study.shape == (4, 2) and study.index.name == "draw"
+    assert study["this method"].nunique() == 1                      # the draw only names the clusters
+    idx = labelled_holdout(labels, 5, DIGITS, seed=102)             # draw 2 is drawn with seed + 100 + 2
+    expected = (fit_latent_gmm(codes, codes[idx], labels[idx], DIGITS, restarts=0, refine=False).predict(codes)
+                == labels).mean()
+    assert study.loc[2, "labelled start"] == pytest.approx(expected)
+    assert (study["this method"] >= study["labelled start"] - 0.005).all()
+
+
+def test_classification_em_ends_at_the_ml_fit_of_its_own_partition():
+    codes, labels, _, _, true_means = _failure_case()
+    k = np.searchsorted(DIGITS, labels)
+    weights = np.bincount(k) / len(k)
+    covs = np.stack([np.cov(codes[k == j].T) for j in range(3)])
+    w, m, c, steps = classification_em(codes, weights, true_means, covs)
+    assert 1 <= steps < 100
+    # a fixed point: the partition its mixture makes is the one it was fitted to (independent numpy fit)
+    from scipy.stats import multivariate_normal
+    part = np.stack([np.log(w[j]) + multivariate_normal(m[j], c[j]).logpdf(codes) for j in range(3)], 1).argmax(1)
+    np.testing.assert_allclose(w, np.bincount(part, minlength=3) / len(codes))
+    for j in range(3):
+        np.testing.assert_allclose(m[j], codes[part == j].mean(0))
+        np.testing.assert_allclose(c[j], np.cov(codes[part == j].T, bias=True) + 1e-6 * np.eye(2))
+
+    def classification_log_lik(w_, m_, c_):
+        return sum(np.max(np.stack([np.log(w_[j]) + multivariate_normal(m_[j], c_[j]).logpdf(codes)
+                                    for j in range(3)], 1), axis=1))
+    # each step raises the classification likelihood
+    values = [classification_log_lik(*classification_em(codes, weights, true_means, covs, max_iter=i)[:3])
+              for i in (1, 2, 3)]
+    assert values[0] <= values[1] + 1e-6 and values[1] <= values[2] + 1e-6
+    # a component that would be left with too few codes stops it, keeping the last mixture
+    w2, m2, c2, steps2 = classification_em(codes, [0.5, 0.5 - 1e-9, 1e-9], true_means + [[0, 0], [0, 0], [50, 50]],
+                                           covs)
+    assert steps2 == 0 and m2[2].tolist() == [50.0, 50.0]
+
+
+def test_restarts_are_checked():
+    codes, labels = _three_blobs(n=50)
+    with pytest.raises(ValueError, match="restarts must be an integer >= 0"):
+        fit_latent_gmm(codes, codes[:15], labels[:15], restarts=-1)
 
 
 def test_pickle_is_refused(tmp_path):
@@ -162,7 +259,12 @@ def test_chapter_jobs_keep_the_checkpoint_names_the_notebook_had_when_it_called_
                   "binarize": job.binarize, "optimizer": "adam-fused", "data": job.data_key,
                   "extra": job.extra_key, "device_type": "cpu"}   # what vaebook.train.fit hashes
         names.append(f"{job.name}-{cache_key(job.model(), params)}")
-    assert names == ["gmm_vae-148-182bccdef919ff7d", "gmm_vae-ten-2bfeb4c9bcd87371"]
+    assert names[:2] == ["gmm_vae-148-182bccdef919ff7d", "gmm_vae-ten-2bfeb4c9bcd87371"]
+    # then the robustness study's VAEs, seeds 1-4 (seed 0's is the chapter's own), each its own data key
+    assert [n.rsplit("-", 1)[0] for n in names[2:]] == [f"gmm_vae-148-seed{s}" for s in range(1, 5)]
+    jobs = chapter.jobs(run)
+    assert [j.seed for j in jobs] == [0, 0, 1, 2, 3, 4]
+    assert [j.data_key["seed"] for j in jobs[2:]] == [1, 2, 3, 4] and len(set(names)) == 6
 
 
 def test_profiles_keep_the_notebooks_former_values_and_reject_bad_ones():
@@ -171,7 +273,7 @@ def test_profiles_keep_the_notebooks_former_values_and_reject_bad_ones():
     from vaebook.config import ParameterError
 
     common = dict(batch_size=128, lr=1e-3, hidden_size=512, labelled_per_class=5, ten_latent_size=10, seed=0,
-                  device="auto", precision="auto", threads=1)
+                  device="auto", precision="auto", threads=1, robust_pairs=5)
     expected = {
         "smoke": dict(epochs=1, train_subset=2000, test_subset=600, ten_epochs=1, ten_train_subset=2000,
                       ten_test_subset=1000),
@@ -306,7 +408,7 @@ def test_compare_clusterings_on_separated_blobs_is_perfect():
     assert np.array_equal(np.sort(result.contingency.to_numpy(), axis=1)[:, -1], [30] * 4)   # one digit a cluster
 
 
-def test_ten_digit_table_and_summary_known_answer():
+def test_ten_digit_table_and_cluster_captions_known_answer():
     from types import SimpleNamespace
 
     c = ClusteringComparison(unsupervised=0.5, seeded_hungarian=0.6, seeded=0.55, labelled=50,
@@ -317,14 +419,11 @@ def test_ten_digit_table_and_summary_known_answer():
     assert table["test accuracy"].tolist() == [0.5, 0.6, 0.55, 0.9446, 0.843]   # VaDE and DEC as published
     assert table.index[0] == "VAE (d = 10) + GMM, unsupervised"
     assert table["labels used"].iloc[1] == "50 to start the means; map from test labels"
-    d = SimpleNamespace(ten_test=[0] * 1000, ten_train=[0] * 2000)
-    assert chapter.ten_digit_summary(c, p, d).splitlines() == [
-        "1000 test images, 2000 training images, 1 epochs: unsupervised clustering accuracy 50.00%, "
-        "44.5 percentage points below VaDE's 94.46%",
-        "means started from 50 labelled images: 55.00% (+5.0 points against the unsupervised mixture, "
-        "39.5 points below VaDE, which uses no labels)",
-        "digits that are the majority of two or more clusters: [3, 8]; digits that are the majority of no "
-        "cluster (merged into others): none"]
+    order, captions = chapter.cluster_majority_captions(ClusteringComparison(
+        0.5, 0.6, 0.55, 50, np.zeros(1), np.zeros(1), pd.DataFrame([[1, 9], [8, 2], [3, 3]], index=[0, 1, 2],
+                                                                   columns=[3, 5]), [], []))
+    # cluster 1 is mostly 3s (8 of 10), cluster 2 a tie (3 first), cluster 0 mostly 5s (9 of 10)
+    assert order.tolist() == [1, 2, 0] and captions == ["3\n80%", "3\n50%", "5\n90%"]
 
 
 def test_source_comparison_known_answer():
@@ -375,3 +474,51 @@ def test_draw_mixture_draws_ellipses_labels_and_labelled_stars():
     assert [len(s) for s in stars] == [5, 5, 5]
     np.testing.assert_allclose(stars[1], codes[val][labels[val] == 4])
     plt.close(fig)
+
+
+# --- the errors, the robustness study ------------------------------------------------------------------
+
+def test_error_pairs_ink_width_and_and_list_known_answers():
+    confusion = pd.DataFrame([[5, 1, 3], [0, 4, 3], [0, 2, 6]], index=[1, 4, 8], columns=[1, 4, 8])
+    pairs = error_pairs(confusion)
+    assert pairs.to_dict() == {"1 → 8": 3, "4 → 8": 3, "8 → 4": 2, "1 → 4": 1}   # ties keep row order
+    assert error_pairs(pd.DataFrame(np.eye(2, dtype=int), index=[1, 4], columns=[1, 4])).empty
+    x = np.zeros((3, 1, 28, 28))
+    x[0, 0, 10, 5], x[0, 0, 20, 12] = 1.0, 0.9         # ink from column 5 to 12: 8 columns
+    x[1, 0, :, 7] = 0.4                                 # below the threshold: no ink
+    x[2, 0, 3, 27] = 1.0
+    assert ink_width(x).tolist() == [8, 0, 1]
+    assert ink_width(torch.from_numpy(x), threshold=0.3).tolist() == [8, 1, 1]
+    assert [and_list(["a"]), and_list(["a", "b"]), and_list([1, 4, 8])] == ["a", "a and b", "1, 4 and 8"]
+    with pytest.raises(ValueError):
+        and_list([])
+
+
+def test_labelled_image_grid_captions_each_image():
+    import matplotlib.pyplot as plt
+
+    images = torch.rand(5, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    fig = labelled_image_grid(images, [f"true {i}" for i in range(5)], ncols=3, width=3.0, row_height=1.0)
+    assert tuple(fig.get_size_inches()) == (3.0, 2.0) and len(fig.axes) == 6
+    assert [t.get_text() for ax in fig.axes for t in ax.texts] == [f"true {i}" for i in range(5)]
+    np.testing.assert_allclose(fig.axes[1].images[0].get_array(), 1 - images[1, 0].numpy(), rtol=1e-6)
+    plt.close(fig)
+
+
+def test_robustness_table_known_answer():
+    study = pd.DataFrame({"seed": [0, 1], "old": [0.98254, 0.8716], "old_ll": [-2.9990, -3.08441],
+                          "best_ll": [-2.9990, -2.99932], "new": [0.98317, 0.97767],
+                          "new_best_map": [0.98317, 0.97767], "qda": [0.9851, 0.9812]}).set_index("seed")
+    table = chapter.robustness_table(study)
+    assert table.columns.tolist() == ["labelled start", "its log p", "best log p", "this method", "all labels"]
+    assert table.loc[1].tolist() == [87.16, -3.084, -2.999, 97.77, 98.12]
+    assert chapter.robust_seeds(chapter.PROFILES["default"]) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="one VAE per seed"):
+        chapter.robustness_study([], chapter.PROFILES["default"])
+
+
+def test_mixed_clusters_known_answer():
+    table = pd.DataFrame([[49, 45, 6], [90, 5, 5], [0, 0, 0], [30, 30, 40]], index=[0, 1, 2, 3], columns=[4, 9, 3])
+    # cluster 1 is 90% one digit, cluster 2 is empty; cluster 3's most common digit is 3 (40%), then 4 (first tie)
+    assert mixed_clusters(table) == [(3, 3, 0.4, 4, 0.3), (0, 4, 0.49, 9, 0.45)]
+    assert mixed_clusters(table, below=0.45) == [(3, 3, 0.4, 4, 0.3)]

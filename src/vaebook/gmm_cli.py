@@ -173,11 +173,18 @@ USAGE = """vaebook-gmm TRAIN.npz VAL.npz train vae.pth gmm_params.pkl [options]
 
 DESCRIPTION = """\
 GMM-VAE on MNIST digits 1, 4 and 8: a VAE with a 2-D latent space, and a Gaussian mixture (3 components,
-full covariance) fitted on the latent means of the training images.
+full covariance) fitted on the latent means of the training images: EM from the labelled images' mean
+codes and from 8 k-means++ starts, the most likely fit kept, then refined by classification EM; the
+labelled images name the clusters.
+
+measured accuracy with the defaults: min 97.61% / median 98.22% / max 98.45% on all 3,091 MNIST test
+images of 1, 4 and 8, over 5 (seed, draw) pairs: --seed 0 to 4, each with its own VAL.npz of 5 labelled
+images per digit drawn at random from MNIST's training 1/4/8, TRAIN.npz the rest of them. The same
+pairs (the same VAEs) with EM from the labelled means only, the original method: 87.16% to 98.25%.
 
 modes:
   train                TRAIN.npz: images, labels not needed; VAL.npz: a few labelled images of each of
-                       1, 4 and 8 (e.g. 5 each), used to start the mixture's means and to name its
+                       1, 4 and 8 (e.g. 5 each), used to start one of the EM fits and to name the
                        clusters. Writes the VAE to vae.pth and the mixture to gmm_params.pkl, at the paths
                        given (relative to the current folder).
   test_reconstruction  Writes OUT/vae_reconstructed.npz: key 'data', shape (N, 28, 28), floats in [0, 1],
@@ -224,9 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("files", nargs="+", metavar="ARG", help="the positional form of one mode (above)")
     parser.add_argument("--epochs", type=_positive_int, default=DEFAULT_EPOCHS,
-                        help=f"training epochs in mode train (default {DEFAULT_EPOCHS}: 98.4%% accuracy "
-                             "on MNIST's test 1/4/8 when trained on MNIST's training 1/4/8, seed 0; "
-                             "one to a few seconds per epoch on 18,000 images on a CPU)")
+                        help=f"training epochs in mode train (default {DEFAULT_EPOCHS}, the accuracy "
+                             "measured above; one to a few seconds per epoch on 18,000 images on a CPU)")
     parser.add_argument("--seed", type=_seed, default=0, help="random seed for the VAE and the mixture "
                         "(default 0; the same seed and inputs give the same files)")
     parser.add_argument("--device", default="auto", help="'auto' (default: a CUDA GPU if present), 'cpu', "

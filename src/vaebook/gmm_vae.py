@@ -8,8 +8,10 @@ The approach (study 5 of the book's sources, a university assignment):
 
    .. math:: p(z) = \\sum_{k=1}^{K} \\pi_k \\, \\mathcal N(z;\\, m_k, \\Sigma_k),
 
-   by expectation-maximisation (scikit-learn's ``GaussianMixture``), starting from means
-   :math:`m_k^{(0)}` = the mean code of the few labelled validation images of digit k.
+   by expectation-maximisation (scikit-learn's ``GaussianMixture``) from several starts: means
+   :math:`m_k^{(0)}` = the mean code of the few labelled validation images of digit k, and k-means++
+   starts; the fit with the highest likelihood is kept and refined by classification EM (each component
+   refitted to the codes it wins until none changes component).
 3. Name each cluster by the labelled validation images: the cluster-to-digit map is the one-to-one
    assignment that agrees with the most validation labels (Hungarian algorithm on the cluster-by-digit
    count table), so nothing about which cluster is which digit is hard-coded.
@@ -225,6 +227,20 @@ def load_vae(path: str | os.PathLike, device: str | torch.device = "cpu") -> VAE
 
 # --- the mixture -------------------------------------------------------------------------------------
 
+def _log_joint(z: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> np.ndarray:
+    """log pi_k + log N(z; m_k, S_k) for every code and component, (N, K)."""
+    z = np.asarray(z, dtype=np.float64)
+    d = z.shape[1]
+    out = np.empty((len(z), len(weights)))
+    for k in range(len(weights)):
+        chol = np.linalg.cholesky(covariances[k])
+        # Solving L u = (z - m)^T gives the Mahalanobis distance |u|^2 without an explicit inverse.
+        u = np.linalg.solve(chol, (z - means[k]).T)
+        log_det = 2.0 * np.log(np.diag(chol)).sum()
+        out[:, k] = np.log(weights[k]) - 0.5 * (d * np.log(2 * np.pi) + log_det) - 0.5 * (u ** 2).sum(0)
+    return out
+
+
 @dataclass
 class LatentGMM:
     """A fitted Gaussian mixture in latent space plus the cluster -> digit map, as plain arrays.
@@ -248,20 +264,21 @@ class LatentGMM:
     def latent_size(self) -> int:
         return self.means.shape[1]
 
+    def log_joint(self, z: np.ndarray) -> np.ndarray:
+        """log pi_k + log N(z; m_k, S_k), (N, K)."""
+        return _log_joint(z, self.weights, self.means, self.covariances)
+
+    def log_likelihood(self, z: np.ndarray) -> float:
+        """Mean log-likelihood per code, (1/N) sum_i log p(z_i), in nats (EM's objective)."""
+        from scipy.special import logsumexp
+
+        return float(logsumexp(self.log_joint(z), axis=1).mean())
+
     def log_responsibilities(self, z: np.ndarray) -> np.ndarray:
         """log r_k(z) = log pi_k + log N(z; m_k, S_k) - logsumexp_j(...), (N, K)."""
         from scipy.special import logsumexp
 
-        z = np.asarray(z, dtype=np.float64)
-        d = z.shape[1]
-        log_joint = np.empty((len(z), self.n_components))
-        for k in range(self.n_components):
-            chol = np.linalg.cholesky(self.covariances[k])
-            # Solving L u = (z - m)^T gives the Mahalanobis distance |u|^2 without an explicit inverse.
-            u = np.linalg.solve(chol, (z - self.means[k]).T)
-            log_det = 2.0 * np.log(np.diag(chol)).sum()
-            log_joint[:, k] = (np.log(self.weights[k]) - 0.5 * (d * np.log(2 * np.pi) + log_det)
-                               - 0.5 * (u ** 2).sum(0))
+        log_joint = self.log_joint(z)
         return log_joint - logsumexp(log_joint, axis=1, keepdims=True)
 
     def predict_clusters(self, z: np.ndarray) -> np.ndarray:
@@ -336,16 +353,123 @@ def cluster_digit_map(clusters: np.ndarray, labels: np.ndarray, n_components: in
     return mapping
 
 
-def fit_latent_gmm(train_codes: np.ndarray, val_codes: np.ndarray, val_labels: np.ndarray,
-                   digits: Sequence[int] | None = None, seed: int = 0, vae_fingerprint: str = "",
-                   max_iter: int = 500) -> LatentGMM:
-    """Fit a full-covariance mixture with one component per digit on ``train_codes``.
+REG_COVAR = 1e-6
+"""Added to every covariance's diagonal (scikit-learn's ``reg_covar``), so no component can collapse."""
+DEFAULT_RESTARTS = 8
+"""EM starts from k-means++ besides the labelled-means start (see :func:`fit_latent_gmm`)."""
 
-    The means start at the labelled validation codes' class means (scikit-learn's ``means_init``); the
-    cluster -> digit map is read off the validation labels by :func:`cluster_digit_map`.
+
+def classification_em(codes: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray,
+                      max_iter: int = 100, reg_covar: float = REG_COVAR
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Classification EM (CEM, Celeux & Govaert 1992) from a fitted mixture: assign every code to its most
+    probable component (argmax of log pi_k + log N(z; m_k, S_k)), refit each component to its own codes
+    (weight = its share of the codes, mean and maximum-likelihood covariance of its codes, plus
+    ``reg_covar`` on the diagonal), and repeat until no code changes component.
+
+    Each step raises the classification likelihood sum_i max_k log pi_k N(z_i; m_k, S_k), so it stops after
+    finitely many steps; it also stops, keeping the last mixture, if a component would be left with fewer
+    than d + 1 codes. Returns (weights, means, covariances, steps taken).
     """
+    codes = np.asarray(codes, dtype=np.float64)
+    n, d = codes.shape
+    weights, means, covariances = (np.array(a, dtype=np.float64) for a in (weights, means, covariances))
+    assign = _log_joint(codes, weights, means, covariances).argmax(1)
+    for step in range(1, max_iter + 1):
+        counts = np.bincount(assign, minlength=len(weights))
+        if counts.min() < d + 1:
+            return weights, means, covariances, step - 1
+        weights = counts / n
+        means = np.stack([codes[assign == k].mean(0) for k in range(len(weights))])
+        covariances = np.stack([np.cov(codes[assign == k].T, bias=True).reshape(d, d) + reg_covar * np.eye(d)
+                                for k in range(len(weights))])
+        new = _log_joint(codes, weights, means, covariances).argmax(1)
+        if np.array_equal(new, assign):
+            return weights, means, covariances, step
+        assign = new
+    return weights, means, covariances, max_iter
+
+
+def labelled_means(codes: np.ndarray, labels: np.ndarray, digits: Sequence[int]) -> np.ndarray:
+    """The mean code of each digit's labelled images, (C, d), rows in the order of ``digits``."""
+    codes, labels = np.asarray(codes, dtype=np.float64), np.asarray(labels)
+    check_validation_labels(labels, digits)
+    return np.stack([codes[labels == d].mean(0) for d in digits])
+
+
+@dataclass(frozen=True)
+class EMFit:
+    """One EM fit of a full-covariance mixture and the mean log-likelihood of the codes it was fitted to."""
+
+    start: str                 # "labelled means" or "k-means++ (best of n)"
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    log_likelihood: float      # (1/N) sum_i log p(z_i), nats per code
+
+
+def em_fits(train_codes: np.ndarray, means_init: np.ndarray, restarts: int = DEFAULT_RESTARTS, seed: int = 0,
+            max_iter: int = 500) -> list[EMFit]:
+    """EM (scikit-learn's ``GaussianMixture``) on ``train_codes`` from the means ``means_init`` (K, d), and,
+    when ``restarts`` > 0, from ``restarts`` seeded k-means++ starts (the most likely of those kept): a list
+    of one or two :class:`EMFit`, the labelled-means start first."""
     from sklearn.mixture import GaussianMixture
 
+    if not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 0:
+        raise ValueError(f"restarts must be an integer >= 0, got {restarts!r}")
+    train_codes = np.asarray(train_codes, dtype=np.float64)
+    common = dict(n_components=len(means_init), covariance_type="full", random_state=seed, max_iter=max_iter,
+                  reg_covar=REG_COVAR)
+    runs = [("labelled means", GaussianMixture(means_init=np.asarray(means_init, dtype=np.float64), **common))]
+    if restarts:
+        runs.append((f"k-means++ (best of {restarts})",
+                     GaussianMixture(n_init=restarts, init_params="k-means++", **common)))
+    fits = []
+    for start, gm in runs:
+        gm.fit(train_codes)
+        fits.append(EMFit(start, gm.weights_.copy(), gm.means_.copy(), gm.covariances_.copy(),
+                          float(gm.score(train_codes))))
+    return fits
+
+
+def most_likely(fits: Sequence[EMFit]) -> EMFit:
+    """The fit with the highest log-likelihood; the first of equals (the labelled-means start)."""
+    return fits[int(np.argmax([f.log_likelihood for f in fits]))]
+
+
+def mixture_from_fit(fit: EMFit, train_codes: np.ndarray, val_codes: np.ndarray, val_labels: np.ndarray,
+                     digits: Sequence[int], refine: bool = True, vae_fingerprint: str = "") -> LatentGMM:
+    """A :class:`LatentGMM` from an EM fit: refined by :func:`classification_em` when ``refine``, its
+    clusters named by the labelled codes (:func:`cluster_digit_map`)."""
+    weights, means, covariances = fit.weights, fit.means, fit.covariances
+    if refine:
+        weights, means, covariances, _ = classification_em(train_codes, weights, means, covariances)
+    gmm = LatentGMM(weights=np.array(weights), means=np.array(means), covariances=np.array(covariances),
+                    cluster_to_digit=np.zeros(len(weights), dtype=np.int64),
+                    digits=np.asarray(digits, dtype=np.int64), vae_fingerprint=vae_fingerprint)
+    gmm.cluster_to_digit = cluster_digit_map(gmm.predict_clusters(val_codes), np.asarray(val_labels),
+                                             len(weights), digits)
+    return gmm
+
+
+def fit_latent_gmm(train_codes: np.ndarray, val_codes: np.ndarray, val_labels: np.ndarray,
+                   digits: Sequence[int] | None = None, seed: int = 0, vae_fingerprint: str = "",
+                   max_iter: int = 500, restarts: int = DEFAULT_RESTARTS, refine: bool = True) -> LatentGMM:
+    """Fit a full-covariance mixture with one component per digit on ``train_codes`` and name its clusters.
+
+    1. **EM from several starts, the most likely kept** (:func:`em_fits`, :func:`most_likely`): once from
+       the labelled validation codes' class means, and ``restarts`` times from k-means++ (seeded with
+       ``seed``). From the labelled means alone, EM can settle in a local optimum where one wide component
+       spans parts of two digits; such optima have a clearly lower likelihood.
+    2. **Classification EM** (``refine``, :func:`classification_em`): the kept mixture's components are
+       refitted to the codes each one wins until no code changes component, so each component is the
+       Gaussian of its own codes and the result does not depend on where EM stopped on a flat ridge of
+       the likelihood.
+    3. **Naming the clusters**: the cluster -> digit map is read off the validation labels
+       (:func:`cluster_digit_map`).
+
+    ``restarts=0, refine=False`` is the labelled-means start alone, the source's method.
+    """
     val_labels = np.asarray(val_labels, dtype=np.int64)
     digits = sorted(set(val_labels.tolist())) if digits is None else list(digits)
     check_validation_labels(val_labels, digits)
@@ -354,14 +478,31 @@ def fit_latent_gmm(train_codes: np.ndarray, val_codes: np.ndarray, val_labels: n
     if len(train_codes) < len(digits):
         raise InputError(f"{len(train_codes)} training images cannot fit a mixture of {len(digits)} "
                          "components")
-    means_init = np.stack([val_codes[val_labels == d].mean(0) for d in digits])
-    gm = GaussianMixture(n_components=len(digits), covariance_type="full", means_init=means_init,
-                         random_state=seed, max_iter=max_iter, reg_covar=1e-6).fit(train_codes)
-    gmm = LatentGMM(weights=gm.weights_.copy(), means=gm.means_.copy(), covariances=gm.covariances_.copy(),
-                    cluster_to_digit=np.zeros(len(digits), dtype=np.int64),
-                    digits=np.asarray(digits, dtype=np.int64), vae_fingerprint=vae_fingerprint)
-    gmm.cluster_to_digit = cluster_digit_map(gmm.predict_clusters(val_codes), val_labels, len(digits), digits)
-    return gmm
+    fits = em_fits(train_codes, labelled_means(val_codes, val_labels, digits), restarts, seed, max_iter)
+    return mixture_from_fit(most_likely(fits), train_codes, val_codes, val_labels, digits, refine,
+                            vae_fingerprint)
+
+
+def draw_study(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray, test_labels: np.ndarray,
+               digits: Sequence[int], n_draws: int = 20, per_class: int = 5, seed: int = 0,
+               restarts: int = DEFAULT_RESTARTS) -> pd.DataFrame:
+    """Test accuracy of the labelled-means start alone and of :func:`fit_latent_gmm` for ``n_draws``
+    random draws of ``per_class`` labelled training codes per digit (draw i: :func:`labelled_holdout`
+    with seed ``seed + 100 + i``), on one latent space. The k-means++ starts do not depend on the
+    draw, so they are fitted once. One row per draw: columns "labelled start", "this method"."""
+    train_codes = np.asarray(train_codes, dtype=np.float64)
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    shared = em_fits(train_codes, np.zeros((len(digits), train_codes.shape[1])), restarts, seed)[1:]
+    rows = []
+    for i in range(n_draws):
+        idx = labelled_holdout(train_labels, per_class, digits, seed=seed + 100 + i)
+        codes, labels = train_codes[idx], train_labels[idx]
+        start = em_fits(train_codes, labelled_means(codes, labels, digits), 0, seed)
+        old = mixture_from_fit(start[0], train_codes, codes, labels, digits, refine=False)
+        new = mixture_from_fit(most_likely(start + shared), train_codes, codes, labels, digits)
+        rows.append({"labelled start": float((old.predict(test_codes) == test_labels).mean()),
+                     "this method": float((new.predict(test_codes) == test_labels).mean())})
+    return pd.DataFrame(rows, index=pd.RangeIndex(n_draws, name="draw"))
 
 
 def fit_unsupervised_gmm(train_codes: np.ndarray, n_components: int, seed: int = 0, n_init: int = 3,
@@ -403,7 +544,7 @@ def draw_mixture(gmm: LatentGMM, ax, n_sigmas: Sequence[float] = (1.0, 2.0),
                                  color="black"))
             ax.add_patch(Ellipse(gmm.means[k], width, height, angle=angle, fill=False, lw=1.0, ls=style,
                                  color=DIGIT_COLORS(digit % 10)))
-        ax.annotate(f"cluster {k} = {digit}", gmm.means[k], fontsize=8, ha="center", va="center",
+        ax.annotate(f"cluster {k} = {digit}", gmm.means[k], fontsize=9, ha="center", va="center",
                     bbox=dict(boxstyle="round", fc="white", alpha=0.8, lw=0))
     if labelled is not None:
         codes, labels = np.asarray(labelled[0]), np.asarray(labelled[1])
@@ -470,8 +611,9 @@ def latent_manifold(model: VAE, n: int = 20, low: float = 0.05, high: float = 0.
 # --- analysis: tables and verdicts of the chapter ------------------------------------------------------
 
 TARGET_ACCURACY = 0.97
-"""The accuracy on MNIST's test 1s, 4s and 8s that the method should reach with the chapter's full
-profile (the tool's default 20 epochs reach 98.4%); a run below it is reported as "NOT met"."""
+"""The accuracy on MNIST's test 1s, 4s and 8s that the method should reach for every (seed, draw) pair
+with the default 20 epochs (measured: 97.61% to 98.45% over seeds 0-4, each with its own draw of five
+labelled images per digit); a run below it is reported as "NOT met"."""
 
 
 def _check_same_length(**arrays: np.ndarray) -> None:
@@ -480,9 +622,15 @@ def _check_same_length(**arrays: np.ndarray) -> None:
         raise ValueError(f"need non-empty arrays of one length, got lengths {lengths}")
 
 
-def _and_list(items: Sequence) -> str:
+def and_list(items: Sequence) -> str:
+    """Items in words: "a", "a and b", "a, b and c"."""
     items = [str(i) for i in items]
+    if not items:
+        raise ValueError("and_list needs at least one item")
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+_and_list = and_list
 
 
 def split_counts(splits: Mapping[str, "object"], digits: Sequence[int]) -> pd.DataFrame:
@@ -592,6 +740,44 @@ def misclassified(labels: np.ndarray, predicted: np.ndarray, limit: int | None =
     return np.nonzero(predicted != labels)[0][:limit]
 
 
+def error_pairs(confusion: pd.DataFrame) -> pd.Series:
+    """The errors of a confusion matrix (rows true, columns predicted) per (true, predicted) pair, largest
+    first (ties in row order), pairs without errors left out; index "true → predicted"."""
+    counts = {f"{t} → {p}": int(confusion.loc[t, p]) for t in confusion.index for p in confusion.columns
+              if t != p and confusion.loc[t, p] > 0}
+    return pd.Series(counts, name="errors", dtype=np.int64).sort_values(ascending=False, kind="stable")
+
+
+def ink_width(images: torch.Tensor | np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """Horizontal extent of each image's ink: the number of pixel columns from the leftmost to the
+    rightmost column holding a pixel above ``threshold`` (0 for a blank image)."""
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    cols = (arr.reshape(len(arr), 28, 28) > threshold).any(axis=1)     # (N, 28): column has ink
+    out = np.zeros(len(arr), dtype=np.int64)
+    for i, c in enumerate(cols):
+        idx = np.nonzero(c)[0]
+        out[i] = idx[-1] - idx[0] + 1 if len(idx) else 0
+    return out
+
+
+def labelled_image_grid(images: torch.Tensor | np.ndarray, captions: Sequence[str], ncols: int, width: float,
+                        row_height: float, fontsize: float = 9):
+    """Images in a grid with a caption under each (black on white, as in print); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    arr = arr.reshape(len(arr), 28, 28)
+    nrows = max(1, int(np.ceil(len(arr) / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, row_height * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for ax, image, caption in zip(axes.flat, arr, captions):
+        ax.imshow(1 - image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.text(0.5, -0.06, caption, transform=ax.transAxes, ha="center", va="top", fontsize=fontsize,
+                linespacing=1.1)
+    return fig
+
+
 def reconstruction_table(x: torch.Tensor, x_hat: torch.Tensor, labels: torch.Tensor | np.ndarray
                          ) -> pd.DataFrame:
     """The assignment's reconstruction scores, 1 − MSE and SSIM (Gaussian window, :func:`vaebook.metrics.ssim`,
@@ -622,6 +808,23 @@ def cluster_majorities(clusters: np.ndarray, labels: np.ndarray, classes: Sequen
     return contingency, split, unclaimed
 
 
+def mixed_clusters(contingency: pd.DataFrame, below: float = 0.7) -> list[tuple[int, int, float, int, float]]:
+    """Clusters (rows of a cluster-by-label count table) whose most common label holds less than ``below``
+    of their images: (cluster, most common label, its share, second label, its share), least pure first."""
+    out = []
+    for k, row in contingency.iterrows():
+        total = row.sum()
+        if total == 0:
+            continue
+        top = row.sort_values(ascending=False, kind="stable")
+        share = top.iloc[0] / total
+        if share < below:
+            second = top.iloc[1] / total if len(top) > 1 else 0.0
+            out.append((int(k), int(top.index[0]), float(share),
+                        int(top.index[1]) if len(top) > 1 else -1, float(second)))
+    return sorted(out, key=lambda t: t[2])
+
+
 @dataclass(frozen=True)
 class ClusteringComparison:
     """Two mixtures on the same codes, scored on the test codes (see :func:`compare_clusterings`)."""
@@ -635,6 +838,9 @@ class ClusteringComparison:
     contingency: pd.DataFrame    # label-free clusters (rows) by true digit (columns), test counts
     split_digits: list[int]      # majority of two or more label-free clusters
     unclaimed_digits: list[int]  # majority of no label-free cluster
+    unsupervised_means: np.ndarray | None = None   # (K, d) component means of the label-free mixture
+    seeded_means: np.ndarray | None = None         # (K, d) of the label-started mixture
+    seeded_digits: np.ndarray | None = None        # (K,) its cluster -> digit map (from the labelled codes)
 
 
 def compare_clusterings(train_codes: np.ndarray, train_labels: np.ndarray, test_codes: np.ndarray,
@@ -644,7 +850,7 @@ def compare_clusterings(train_codes: np.ndarray, train_labels: np.ndarray, test_
     * without labels (:func:`fit_unsupervised_gmm`: k-means start, best of three), scored by the clustering
       accuracy (:func:`clustering_accuracy`, the map taken from the test labels);
     * with means started from ``labelled_per_class`` seeded labelled training codes per class
-      (:func:`fit_latent_gmm`), scored both ways: ACC, and plain accuracy with the map read off the
+      (:func:`fit_latent_gmm` with ``restarts=0, refine=False``: that start alone), scored both ways: ACC, and plain accuracy with the map read off the
       labelled codes (then no test label is used). The labelled codes are training codes: the VAE saw
       their images, unlabelled, like every other.
     """
@@ -655,7 +861,8 @@ def compare_clusterings(train_codes: np.ndarray, train_labels: np.ndarray, test_
     unsupervised = fit_unsupervised_gmm(train_codes, len(classes), seed=seed)
     clusters = unsupervised.predict(test_codes)
     idx = labelled_holdout(train_labels, labelled_per_class, classes, seed=seed)
-    seeded = fit_latent_gmm(train_codes, train_codes[idx], train_labels[idx], classes, seed=seed)
+    seeded = fit_latent_gmm(train_codes, train_codes[idx], train_labels[idx], classes, seed=seed, restarts=0,
+                            refine=False)
     matched = hungarian_map(test_labels, clusters)
     contingency, split, unclaimed = cluster_majorities(clusters, test_labels, classes)
     return ClusteringComparison(
@@ -663,7 +870,9 @@ def compare_clusterings(train_codes: np.ndarray, train_labels: np.ndarray, test_
         seeded_hungarian=clustering_accuracy(test_labels, seeded.predict_clusters(test_codes)),
         seeded=float((seeded.predict(test_codes) == test_labels).mean()), labelled=len(idx),
         clusters=clusters, matched_digits=np.array([matched.get(int(c), -1) for c in clusters]),
-        contingency=contingency, split_digits=split, unclaimed_digits=unclaimed)
+        contingency=contingency, split_digits=split, unclaimed_digits=unclaimed,
+        unsupervised_means=unsupervised.means_.copy(), seeded_means=seeded.means.copy(),
+        seeded_digits=seeded.cluster_to_digit.copy())
 
 
 # --- the command line lives in vaebook.gmm_cli ---------------------------------------------------------
