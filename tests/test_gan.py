@@ -1,6 +1,7 @@
 """The GAN-vs-VAE study's four networks against the spec (shapes and parameter counts worked out by hand
 below), the GAN's training step, and the chapter's models declared as jobs."""
 
+import math
 import pickle
 from functools import partial
 
@@ -211,3 +212,54 @@ def test_sample_in_batches_on_the_cpu():
     torch.testing.assert_close(whole, torch.sigmoid(gan.generator(z)).detach())   # the noise the seed gives
     assert whole.device.type == "cpu" and gan.training                               # mode restored
     assert gan.sample(0).shape == (0, 1, 28, 28)
+
+
+def test_parameter_table_against_the_source():
+    table = gan_vs_vae.parameter_table(VAE(VAEConfig(arch="conv", latent_size=16)), GAN())
+    assert list(table.index) == ["GAN generator", "GAN discriminator", "VAE encoder", "VAE decoder"]
+    assert table["source"].tolist() == [1_164_289, 40_705, 424_480, 108_993]
+    assert table["here"].tolist() == table["source"].tolist() and table["same"].all()
+    smaller = gan_vs_vae.parameter_table(VAE(VAEConfig(arch="conv", latent_size=8)), GAN())
+    assert smaller["same"].tolist() == [True, True, False, False]           # 8 latent dimensions
+
+
+def test_discriminator_scores_known_answers_and_eval_mode():
+    from vaebook.gan import discriminator_scores
+
+    gan = GAN()
+    last = gan.discriminator.net[-1]
+    real, fake = torch.rand(6, 1, 28, 28), torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(0.0)                                 # D = 1/2 for every image
+    s = discriminator_scores(gan, real, fake, batch_size=4)
+    assert s["d_loss"] == pytest.approx(2 * math.log(2))
+    assert s["d_acc_real"] == 0 and s["d_acc_fake"] == 0      # logit 0 is neither > 0 nor < 0
+    with torch.no_grad():
+        last.bias.fill_(2.0)                                 # D = sigmoid(2) everywhere: calls all real
+    s = discriminator_scores(gan, real, fake)
+    assert s["d_loss"] == pytest.approx(math.log1p(math.exp(-2)) + math.log1p(math.exp(2)))
+    assert s["d_acc_real"] == 1 and s["d_acc_fake"] == 0
+    # a trained-looking D: against the loss computed by hand from eval-mode logits; dropout off, mode kept
+    gan = GAN()
+    gan.train()
+    s = discriminator_scores(gan, real, fake, batch_size=3)
+    assert gan.discriminator.training
+    gan.discriminator.eval()
+    with torch.no_grad():
+        p_real, p_fake = torch.sigmoid(gan.discriminator(real)).double(), torch.sigmoid(gan.discriminator(fake)).double()
+    expected = -torch.log(p_real).mean() - torch.log(1 - p_fake).mean()
+    assert s["d_loss"] == pytest.approx(expected.item(), rel=1e-5)
+    assert s["d_acc_real"] == pytest.approx((p_real > 0.5).double().mean().item())
+    with pytest.raises(ValueError, match="real and fake"):
+        discriminator_scores(gan, real[:0], fake)
+
+
+def test_formatted_rows():
+    import pandas as pd
+
+    table = pd.DataFrame({"VAE": [20000, 1.23456, True], "GAN": [12288, 10.0, False]},
+                         index=["images", "seconds", "from cache"], dtype=object)
+    out = gan_vs_vae.formatted(table, {"images": ",.0f"}, default=".2f")
+    assert out.to_dict() == {"VAE": {"images": "20,000", "seconds": "1.23", "from cache": "yes"},
+                             "GAN": {"images": "12,288", "seconds": "10.00", "from cache": "no"}}

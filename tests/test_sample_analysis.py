@@ -202,10 +202,12 @@ def test_leader():
 
 def test_fid_standing():
     calibration = {"floor": 1.0, "noise": 5.0, "blur": 10.0}
-    assert sa.fid_standing(20.0, calibration) == "worse than every calibration row"
-    assert sa.fid_standing(5.0, calibration) == ("worse than 1 calibration row(s) and at least as good as: "
-                                                 "noise, blur")
-    assert sa.fid_standing(0.5, calibration).startswith("worse than 0 calibration row(s)")
+    assert sa.fid_standing(20.0, calibration) == "worse than every calibration set"
+    assert sa.fid_standing(5.0, calibration) == "worse than floor, no worse than noise and blur"
+    assert sa.fid_standing(7.0, calibration) == "worse than floor and noise, no worse than blur"
+    assert sa.fid_standing(0.5, calibration) == "no worse than any calibration set"
+    with pytest.raises(ValueError, match="at least one"):
+        sa.fid_standing(1.0, {})
 
 
 # --- quality table, calibration sets, hooks ----------------------------------------------------------------
@@ -218,9 +220,9 @@ def test_quality_table_known_rows():
                   "class_hist": np.full(10, 0.1), "confidence": 0.6}}
     table = sa.quality_table(rows)
     assert list(table.index) == ["a", "b"] and tuple(table.columns) == sa.QUALITY_COLUMNS
-    assert table.loc["a", "FID (MNIST classifier features)"] == 1.5 and table.loc["b", "recall"] == 0.7
-    assert table.loc["a", "rarest digit share"] == 0.0 and table.loc["a", "commonest digit share"] == 0.5
-    assert table.loc["b", "rarest digit share"] == pytest.approx(0.1)
+    assert table.loc["a", "FID (classifier features)"] == 1.5 and table.loc["b", "recall"] == 0.7
+    assert table.loc["a", "rarest digit's share"] == 0.0 and table.loc["a", "commonest digit's share"] == 0.5
+    assert table.loc["b", "rarest digit's share"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="lacks"):
         sa.quality_table({"c": {"fid": 1.0}})
 
@@ -228,13 +230,12 @@ def test_quality_table_known_rows():
 def test_calibration_sets():
     x = torch.full((400, 1, 28, 28), 0.5)
     sets = sa.calibration_sets(x, noise_seed=3)
-    assert list(sets) == ["real (training images)", "real + noise σ=0.1", "real + noise σ=0.3",
-                          "real, blurred σ=0.7", "real, blurred σ=1.5"]
-    assert sets["real (training images)"] is x
-    assert (sets["real + noise σ=0.1"] - x).std().item() == pytest.approx(0.1, rel=0.02)
-    assert torch.equal(sets["real, blurred σ=1.5"], gaussian_blur(x, 1.5))
-    assert torch.equal(sa.calibration_sets(x, noise_seed=3)["real + noise σ=0.3"], sets["real + noise σ=0.3"])
-    assert not torch.equal(sa.calibration_sets(x, noise_seed=4)["real + noise σ=0.3"], sets["real + noise σ=0.3"])
+    assert list(sets) == ["real", "noise σ=0.1", "noise σ=0.3", "blur σ=0.7", "blur σ=1.5"]
+    assert sets["real"] is x
+    assert (sets["noise σ=0.1"] - x).std().item() == pytest.approx(0.1, rel=0.02)
+    assert torch.equal(sets["blur σ=1.5"], gaussian_blur(x, 1.5))
+    assert torch.equal(sa.calibration_sets(x, noise_seed=3)["noise σ=0.3"], sets["noise σ=0.3"])
+    assert not torch.equal(sa.calibration_sets(x, noise_seed=4)["noise σ=0.3"], sets["noise σ=0.3"])
 
 
 class _Sampler(nn.Module):
@@ -263,3 +264,144 @@ def test_fid_tracker_and_samples_snapshot():
     assert torch.equal(out, snap(_Sampler(), 2)["samples"])
     with pytest.raises(ValueError, match="n_samples"):
         sa.fid_tracker(clf, reference, n_samples=1)
+
+
+# --- sampling noise, training criteria and the page's computed verdicts ---------------------------------------
+
+def test_repeated_quality_rows_are_each_sets_scores():
+    from vaebook.quality import sample_quality
+
+    torch.manual_seed(0)
+    clf = MNISTClassifier().eval()
+    g = torch.Generator().manual_seed(3)
+    real = torch.rand(30, 1, 28, 28, generator=g)
+    sets = [torch.rand(30, 1, 28, 28, generator=g) for _ in range(3)]
+    table = sa.repeated_quality(clf, real, sets)
+    assert list(table.index) == [0, 1, 2] and tuple(table.columns) == sa.QUALITY_COLUMNS
+    for i, x in enumerate(sets):
+        q = sample_quality(clf, real, x)
+        assert table.loc[i, "FID (classifier features)"] == pytest.approx(q["fid"])
+        assert table.loc[i, "recall"] == pytest.approx(q["recall"])
+        assert table.loc[i, "rarest digit's share"] == pytest.approx(q["class_hist"].min())
+    assert table["FID (classifier features)"].std() > 0      # independent sets differ
+    with pytest.raises(ValueError, match="at least 2"):
+        sa.repeated_quality(clf, real, sets[:1])
+
+
+def test_gan_criteria_on_both_sides_of_each_threshold():
+    even = np.full(10, 0.1)
+    assert sa.MIN_GAN_PRECISION == 0.6
+    ok = sa.gan_criteria(even, fid_gan=5.0, fid_vae=8.0, precision_gan=0.6)
+    assert [c.passed for c in ok] == [True, True, True]                   # precision 0.6 itself passes
+    assert ok[0].measured == "digit shares from 10.0% to 10.0%" and ok[0].target == "every digit 5%-15% of its samples"
+    assert ok[1].measured == "FID 5.0 against the VAE's 8.0" and ok[2].measured == "precision 0.60"
+    lopsided = np.array([0.0, 0.5] + [0.0625] * 8)
+    bad = sa.gan_criteria(lopsided, fid_gan=8.0, fid_vae=8.0, precision_gan=0.59)
+    assert [c.passed for c in bad] == [False, False, False]               # equal FID is not below
+    assert bad[0].measured == "digit shares from 0.0% to 50.0%"
+
+
+def test_loss_fell_every_epoch_and_vae_criteria():
+    assert sa.loss_fell_every_epoch([3.0, 2.0, 1.5]) and sa.loss_fell_every_epoch([3.0])
+    assert not sa.loss_fell_every_epoch([3.0, 2.0, 2.0]) and not sa.loss_fell_every_epoch([3.0, 1.0, 1.2])
+    with pytest.raises(ValueError, match="finite"):
+        sa.loss_fell_every_epoch([1.0, float("nan")])
+    fine = {"spread": 0.2, "ink": 0.13, "real_ink": 0.13, "collapsed": False}
+    checks = sa.vae_criteria([120.0, 110.0, 105.0], np.full(10, 0.1), fine)
+    assert all(c.passed for c in checks)
+    assert checks[0].measured == "test loss from 120.0 to 105.0 nats per image over 3 epochs"
+    collapsed = dict(fine, collapsed=True)
+    failed = sa.vae_criteria([120.0, 121.0], np.array([0.2, 0.0] + [0.1] * 8), collapsed)
+    assert [c.passed for c in failed] == [False, False, False]
+    assert "after its only epoch" in sa.vae_criteria([99.0], np.full(10, 0.1), fine)[0].measured
+
+
+def test_discriminator_state_thresholds():
+    chance = 2 * math.log(2)
+    assert sa.CHANCE_LOSS == pytest.approx(1.3863, abs=1e-4)
+    assert sa.discriminator_state(chance, 0.5, 0.5) == "chance"
+    assert sa.discriminator_state(chance + 0.14, 0.8, 0.3) == "chance"      # mean accuracy 0.55
+    assert sa.discriminator_state(chance + 0.16, 0.5, 0.5) == "neither"     # loss just outside
+    assert sa.discriminator_state(chance, 0.8, 0.42) == "neither"           # mean accuracy 0.61
+    assert sa.discriminator_state(0.29, 0.91, 0.95) == "winning"
+    assert sa.discriminator_state(0.31, 0.99, 0.99) == "neither"
+    assert sa.discriminator_state(0.1, 0.99, 0.89) == "neither"
+    with pytest.raises(ValueError, match="finite"):
+        sa.discriminator_state(float("nan"), 0.5, 0.5)
+
+
+def test_grey_share_counts_pixels_strictly_inside():
+    x = torch.tensor([0.0, 0.1, 0.5, 0.9, 1.0, 0.95, 0.05, 0.3]).view(2, 1, 2, 2)
+    assert sa.grey_share(x) == pytest.approx(2 / 8)                          # 0.5 and 0.3 only
+    assert sa.grey_share(x, (0.0, 1.0)) == pytest.approx(6 / 8)                # all but 0 and 1
+
+
+_FINAL = {"d_loss": 1.30, "d_acc_real": 0.61, "d_acc_fake": 0.48}
+_FINE = {"spread": 0.2, "ink": 0.13, "real_ink": 0.13, "collapsed": False}
+
+
+def _history(rows):
+    import pandas as pd
+    return pd.DataFrame([dict(zip(("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "fid_500"), r), epoch=i + 1)
+                         for i, r in enumerate(rows)])
+
+
+def test_gan_diagnosis_reads_the_curves():
+    winning = (0.05, 6.3, 0.99, 0.98, 700.0)
+    chance = (1.38, 0.70, 0.52, 0.49, 300.0)
+    history = _history([winning, winning, chance, chance[:4] + (250.0,)])
+    state, text = sa.gan_diagnosis(history, _FINAL, _FINE, precision=0.05)
+    assert state == "chance" and "at chance from epoch 3 to the last (epoch 4)" in text
+    assert "loss averaged 1.38" in text and "52% of real and 49% of generated" in text
+    assert "FID went from 300 to 250" in text
+    assert "precision 0.05" in text and "61% of real test digits and 48% of the final samples" in text
+    state, text = sa.gan_diagnosis(_history([chance, winning]), _FINAL, _FINE, precision=0.0)
+    assert state == "winning" and "in the last epoch (epoch 2)" in text and "reached 6.30" in text
+    assert "FID went" not in text
+    state, text = sa.gan_diagnosis(_history([(0.9, 2.0, 0.8, 0.7, 400.0)]), _FINAL, _FINE, precision=0.3)
+    assert state == "neither" and "do not say why" in text
+    blank = {"spread": 0.001, "ink": 0.0, "real_ink": 0.13, "collapsed": True}
+    assert sa.gan_diagnosis(_history([chance]), _FINAL, blank, precision=0.0)[0] == "collapsed"
+    with pytest.raises(ValueError, match="one epoch"):
+        sa.gan_diagnosis(_history([]), _FINAL, _FINE, precision=0.0)
+
+
+def test_training_statement_names_the_failed_criteria_with_numbers():
+    gan_bad = sa.gan_criteria(np.array([0.0, 0.5] + [0.0625] * 8), 300.0, 20.0, 0.7)
+    vae_ok = sa.vae_criteria([120.0, 110.0], np.full(10, 0.1), _FINE)
+    text = sa.training_statement(gan_bad, vae_ok, "DIAGNOSIS.")
+    assert text.startswith("**This run's GAN did not train well enough")
+    assert ("failed 2 of these 3 criteria, with digit shares from 0.0% to 50.0% and FID 300.0 against the "
+            "VAE's 20.0.") in text
+    assert "precision 0.70" not in text                                      # a passed criterion is not listed
+    assert "DIAGNOSIS." in text and "draws no conclusion about GANs versus VAEs" in text
+    assert "The VAE passed" in text
+    gan_ok = sa.gan_criteria(np.full(10, 0.1), 10.0, 20.0, 0.7)
+    text = sa.training_statement(gan_ok, vae_ok, "unused")
+    assert text.startswith("**This run's GAN trained**") and "no conclusion" not in text and "unused" not in text
+    vae_bad = sa.vae_criteria([110.0, 120.0], np.full(10, 0.1), _FINE)
+    assert ("The VAE did not pass this chapter's check of its own training either: it needs a test loss that "
+            "fell in every epoch, and had test loss from 110.0 to 120.0") in sa.training_statement(gan_ok, vae_bad, "")
+
+
+def test_comparison_conclusion_only_when_both_trained():
+    fid, prec, rec = {"GAN": 10.0, "VAE": 20.0}, {"GAN": 0.8, "VAE": 0.7}, {"GAN": 0.5, "VAE": 0.5004}
+    text = sa.comparison_conclusion(True, True, fid, prec, rec)
+    assert "lower FID: the GAN; higher precision: the GAN; higher recall: a tie" in text and "one seed" in text
+    for gan_ok, vae_ok, which in ((False, True, "the GAN did not pass its criteria for a trained GAN"),
+                                  (True, False, "the VAE did not pass its checks of training"),
+                                  (False, False, "neither model passed its checks of training")):
+        text = sa.comparison_conclusion(gan_ok, vae_ok, fid, prec, rec)
+        assert text.startswith(f"No comparison: in this run {which} (") and "lower FID" not in text
+
+
+def test_observed_failures_lists_only_what_happened():
+    gan_ok = sa.gan_criteria(np.full(10, 0.1), 10.0, 20.0, 0.7)
+    vae_ok = sa.vae_criteria([120.0, 110.0], np.full(10, 0.1), _FINE)
+    assert sa.observed_failures("neither", gan_ok, vae_ok, vae_grey=0.10, real_grey=0.06) == []
+    out = sa.observed_failures("chance", gan_ok, vae_ok, vae_grey=0.25, real_grey=0.06)
+    assert out[0].startswith("the VAE's samples are blurred: 25% of their pixels are grey")
+    assert out[1] == "the GAN's discriminator ended at chance on samples far from real digits"
+    gan_bad = sa.gan_criteria(np.full(10, 0.1), 30.0, 20.0, 0.5)
+    assert sa.observed_failures("neither", gan_bad, vae_ok, 0.1, 0.1) == [
+        "the GAN failed 2 of its 3 checks (an FID below the VAE's and precision at least 0.6)"]

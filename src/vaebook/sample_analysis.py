@@ -1,6 +1,7 @@
 """What a generative model's samples say about it (the GAN-versus-VAE chapter): per-epoch hooks that score
 samples while a model trains, the table of sample-quality numbers, walks through a latent space, the
-nearest-neighbour check for memorised training images, and the verdicts the chapter prints.
+nearest-neighbour check for memorised training images, the sampling noise of the scores, and the
+computed verdicts the chapter glues into its prose (did each model train, what failed, what it concludes).
 
 Every verdict's threshold is a named module constant with its reason beside it, and every verdict
 function takes it as an argument, so a reader can see (and a test can check) where the line is drawn.
@@ -87,19 +88,19 @@ def samples_snapshot(n: int = 64, seed: int = 0) -> Snapshot:
 # --- calibration and the quality table ------------------------------------------------------------------
 
 def calibration_sets(real: torch.Tensor, noise_seed: int = 1) -> dict[str, torch.Tensor]:
-    """Real images, untouched and spoiled by defects of known size, to calibrate the quality scores: pixel
-    noise of standard deviation 0.1 and 0.3 (one generator seeded with ``noise_seed``, drawn in that
-    order) and Gaussian blur of 0.7 and 1.5 pixels."""
+    """Real images, untouched ("real") and spoiled by defects of known size, to calibrate the quality
+    scores: pixel noise of standard deviation 0.1 and 0.3 (one generator seeded with ``noise_seed``, drawn
+    in that order) and Gaussian blur of 0.7 and 1.5 pixels."""
     noise = torch.Generator().manual_seed(noise_seed)
-    return {"real (training images)": real,
-            "real + noise σ=0.1": add_noise(real, 0.1, noise),
-            "real + noise σ=0.3": add_noise(real, 0.3, noise),
-            "real, blurred σ=0.7": gaussian_blur(real, 0.7),
-            "real, blurred σ=1.5": gaussian_blur(real, 1.5)}
+    return {"real": real,
+            "noise σ=0.1": add_noise(real, 0.1, noise),
+            "noise σ=0.3": add_noise(real, 0.3, noise),
+            "blur σ=0.7": gaussian_blur(real, 0.7),
+            "blur σ=1.5": gaussian_blur(real, 1.5)}
 
 
-QUALITY_COLUMNS = ("FID (MNIST classifier features)", "precision", "recall", "coverage entropy (nats)",
-                   "rarest digit share", "commonest digit share", "classifier confidence")
+QUALITY_COLUMNS = ("FID (classifier features)", "precision", "recall", "class entropy (nats)",
+                   "rarest digit's share", "commonest digit's share", "classifier confidence")
 
 
 def quality_table(rows: Mapping[str, Mapping]) -> pd.DataFrame:
@@ -265,12 +266,241 @@ def leader(scores: Mapping[str, float], higher_is_better: bool = True,
 
 
 def fid_standing(fid: float, calibration: Mapping[str, float]) -> str:
-    """Where a Fréchet distance falls among calibration rows (name -> distance; lower is better): "worse
-    than every calibration row", or how many rows it is worse than and which it is at least as good as."""
+    """Where a Fréchet distance falls among calibration sets (name -> distance; lower is better), as a
+    phrase: "worse than every calibration set", "no worse than any calibration set", or "worse than A
+    and B, no worse than C" (names in the mapping's order)."""
     if not calibration:
-        raise ValueError("fid_standing needs at least one calibration row")
+        raise ValueError("fid_standing needs at least one calibration set")
     worse_than = [k for k, v in calibration.items() if v < fid]
-    if len(worse_than) == len(calibration):
-        return "worse than every calibration row"
     as_good_as = [k for k, v in calibration.items() if v >= fid]
-    return f"worse than {len(worse_than)} calibration row(s) and at least as good as: {', '.join(as_good_as)}"
+    if not as_good_as:
+        return "worse than every calibration set"
+    if not worse_than:
+        return "no worse than any calibration set"
+    return f"worse than {_join(worse_than)}, no worse than {_join(as_good_as)}"
+
+
+# --- sampling noise of the quality scores -----------------------------------------------------------------
+
+def repeated_quality(classifier: MNISTClassifier, real: torch.Tensor, sample_sets) -> pd.DataFrame:
+    """The quality table (:func:`quality_table`, columns :data:`QUALITY_COLUMNS`) of several independent
+    sample sets of one model against the same real images, one row per set (index 0, 1, ...). Its
+    ``.std()`` is the sampling noise of a score computed from one set of that size (the real reference set
+    held fixed, so its own sampling noise is not included)."""
+    from .quality import sample_quality
+
+    sets = list(sample_sets)
+    if len(sets) < 2:
+        raise ValueError(f"repeated_quality needs at least 2 sample sets to measure a spread, got {len(sets)}")
+    return quality_table({i: sample_quality(classifier, real, x) for i, x in enumerate(sets)})
+
+
+# --- did each model train? (issue #13: the page draws conclusions only from models that trained) --------
+
+# The criteria the project adopted for "the GAN trained": every digit 5-15% of its samples by the
+# classifier (COVERAGE_RANGE: no digit dropped or dominating), a Fréchet distance below the VAE's (the
+# VAE trains stably on this data; a GAN that does not beat it has not reached the sharp samples GANs are
+# used for), and precision at least 0.6 (most samples fall inside the real digits' manifold).
+MIN_GAN_PRECISION = 0.6
+
+# The discriminator's state, read from its loss L_D and its accuracies on real and generated images.
+# At chance: L_D within 0.15 of 2 ln 2 (the loss of D = 1/2 everywhere) and the mean of the two
+# accuracies within 0.1 of 1/2. Winning outright: L_D below 0.3 and both accuracies above 0.9.
+CHANCE_LOSS = 2 * math.log(2)
+CHANCE_LOSS_TOLERANCE = 0.15
+CHANCE_ACCURACY_TOLERANCE = 0.1
+WINNING_LOSS, WINNING_ACCURACY = 0.3, 0.9
+
+# Pixels strictly between these intensities count as grey. Samples are called blurred when their grey
+# share is more than BLUR_GREY_RATIO times the real digits' (real MNIST digits are nearly binary: only
+# their stroke edges are grey).
+GREY_RANGE = (0.1, 0.9)
+BLUR_GREY_RATIO = 2.0
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One test of whether a model trained: what is required, what was measured, and whether it held."""
+
+    target: str     # e.g. "every digit 5%-15% of its samples"
+    measured: str   # e.g. "digit shares from 0.2% to 41.3%"
+    passed: bool
+
+
+def gan_criteria(class_hist, fid_gan: float, fid_vae: float, precision_gan: float,
+                 coverage: tuple[float, float] = COVERAGE_RANGE,
+                 min_precision: float = MIN_GAN_PRECISION) -> list[Criterion]:
+    """The three criteria for a trained GAN (see :data:`MIN_GAN_PRECISION`), from the class histogram of
+    its samples, both models' Fréchet distances and the GAN's precision."""
+    hist = np.asarray(class_hist, dtype=np.float64)
+    low, high = coverage
+    return [Criterion(f"every digit {low:.0%}-{high:.0%} of its samples",
+                      f"digit shares from {hist.min():.1%} to {hist.max():.1%}", coverage_met(hist, low, high)),
+            Criterion("an FID below the VAE's", f"FID {fid_gan:.1f} against the VAE's {fid_vae:.1f}",
+                      bool(fid_gan < fid_vae)),
+            Criterion(f"precision at least {min_precision:g}", f"precision {precision_gan:.2f}",
+                      bool(precision_gan >= min_precision))]
+
+
+def loss_fell_every_epoch(losses) -> bool:
+    """Whether a per-epoch loss decreased from every epoch to the next (True for a single epoch)."""
+    x = np.asarray(losses, dtype=np.float64)
+    if x.ndim != 1 or len(x) == 0 or not np.isfinite(x).all():
+        raise ValueError(f"losses must be a non-empty 1-D sequence of finite numbers, got {losses!r}")
+    return bool((np.diff(x) < 0).all())
+
+
+def vae_criteria(test_losses, class_hist, collapse: Mapping,
+                 coverage: tuple[float, float] = COVERAGE_RANGE) -> list[Criterion]:
+    """This chapter's check that its VAE trained: its test loss (nats per image, one value per epoch)
+    fell in every epoch, its samples did not collapse (:func:`collapse_check`), and every digit has
+    5-15% of its samples (the GAN's coverage criterion)."""
+    x = np.asarray(test_losses, dtype=np.float64)
+    hist = np.asarray(class_hist, dtype=np.float64)
+    low, high = coverage
+    epochs = (f"test loss from {x[0]:.1f} to {x[-1]:.1f} nats per image over {len(x)} epochs" if len(x) > 1
+              else f"test loss {x[0]:.1f} nats per image after its only epoch")
+    return [Criterion("a test loss that fell in every epoch", epochs, loss_fell_every_epoch(x)),
+            Criterion("samples that did not collapse", f"spread {collapse['spread']:.3f} between samples and "
+                      f"ink {collapse['ink']:.3f} (real digits {collapse['real_ink']:.3f})",
+                      not collapse["collapsed"]),
+            Criterion(f"every digit {low:.0%}-{high:.0%} of its samples",
+                      f"digit shares from {hist.min():.1%} to {hist.max():.1%}", coverage_met(hist, low, high))]
+
+
+def discriminator_state(d_loss: float, d_acc_real: float, d_acc_fake: float,
+                        loss_tolerance: float = CHANCE_LOSS_TOLERANCE,
+                        accuracy_tolerance: float = CHANCE_ACCURACY_TOLERANCE,
+                        winning_loss: float = WINNING_LOSS, winning_accuracy: float = WINNING_ACCURACY) -> str:
+    """"chance" (L_D near 2 ln 2 and mean accuracy near 1/2), "winning" (L_D small and both accuracies
+    high) or "neither"; thresholds at :data:`CHANCE_LOSS_TOLERANCE`."""
+    values = (d_loss, d_acc_real, d_acc_fake)
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise ValueError(f"discriminator_state needs finite numbers, got {values!r}")
+    if (abs(d_loss - CHANCE_LOSS) <= loss_tolerance
+            and abs((d_acc_real + d_acc_fake) / 2 - 0.5) <= accuracy_tolerance):
+        return "chance"
+    if d_loss < winning_loss and min(d_acc_real, d_acc_fake) > winning_accuracy:
+        return "winning"
+    return "neither"
+
+
+def grey_share(images: torch.Tensor, grey: tuple[float, float] = GREY_RANGE) -> float:
+    """Share of pixels strictly between ``grey[0]`` and ``grey[1]`` (see :data:`GREY_RANGE`)."""
+    if len(images) == 0:
+        raise ValueError("grey_share needs at least one image")
+    return ((images > grey[0]) & (images < grey[1])).double().mean().item()
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def gan_diagnosis(history: pd.DataFrame, final: Mapping, collapse: Mapping, precision: float) -> tuple[str, str]:
+    """What the GAN's curves show: (state, sentences). ``history`` is its training history (one row per
+    epoch: ``epoch``, ``d_loss``, ``g_loss``, ``d_acc_real``, ``d_acc_fake``, means over that epoch's
+    batches with dropout on, and optionally the per-epoch Fréchet distance ``fid_500``); ``final`` the
+    discriminator's scores after training with dropout off (:func:`vaebook.gan.discriminator_scores`);
+    ``collapse`` :func:`collapse_check` of its samples. The state is "collapsed", or
+    :func:`discriminator_state` of the last epoch; the sentences say since which epoch it held."""
+    if len(history) == 0:
+        raise ValueError("gan_diagnosis needs at least one epoch of history")
+    states = [discriminator_state(float(r.d_loss), float(r.d_acc_real), float(r.d_acc_fake))
+              for r in history.itertuples()]
+    last = history.iloc[-1]
+    run = next(i for i in range(len(states)) if all(s == states[-1] for s in states[i:]))
+    first_epoch, last_epoch = int(history["epoch"].iloc[run]), int(last["epoch"])
+    d, r, f = float(last["d_loss"]), float(last["d_acc_real"]), float(last["d_acc_fake"])
+    after = (f"Scored again after training with dropout off, the discriminator classifies {final['d_acc_real']:.0%} "
+             f"of real test digits and {final['d_acc_fake']:.0%} of the final samples correctly (loss "
+             f"{final['d_loss']:.2f}).")
+    if collapse["collapsed"]:
+        return "collapsed", (f"Its samples collapsed: they differ from one another by a spread of "
+                             f"{collapse['spread']:.3f} per pixel and carry ink {collapse['ink']:.3f} "
+                             f"(real digits: ink {collapse['real_ink']:.3f}). {after}")
+    state = states[-1]
+    since = (f"from epoch {first_epoch} to the last (epoch {last_epoch})" if last_epoch > first_epoch
+             else f"in the last epoch (epoch {last_epoch})")
+    epoch = (f"in the last epoch its loss averaged {d:.2f} and it classified {r:.0%} of real and {f:.0%} of "
+             f"generated images correctly")
+    fid = ""
+    if "fid_500" in history and last_epoch > first_epoch:
+        fid = (f" Over those epochs the 500-sample FID went from {history['fid_500'].iloc[run]:.0f} to "
+               f"{float(last['fid_500']):.0f}.")
+    if state == "chance":
+        text = (f"The curves show a discriminator at chance {since}: {epoch}, next to the 2 ln 2 ≈ 1.39 and "
+                f"50% of a discriminator that answers 1/2 for every image, although the samples are far from "
+                f"real digits (precision {precision:.2f}). A discriminator that cannot tell such samples from "
+                f"digits is a weak teacher for the generator.{fid} {after}")
+    elif state == "winning":
+        text = (f"The curves show a discriminator that wins outright {since}: {epoch}, and the generator's "
+                f"loss reached {float(last['g_loss']):.2f}; once every sample is rejected, the generator's "
+                f"gradient through its saturated sigmoid vanishes.{fid} {after}")
+    else:
+        text = (f"The curves show neither a discriminator at chance nor one that wins outright at the end: "
+                f"{epoch} (generator loss {float(last['g_loss']):.2f}), so they do not say why. {after}")
+    return state, text
+
+
+def training_statement(gan: list[Criterion], vae: list[Criterion], diagnosis: str) -> str:
+    """The page's opening verdict (Markdown): whether the GAN met the criteria, which it failed with the
+    numbers, what the curves show (``diagnosis``, from :func:`gan_diagnosis`), and the VAE's check."""
+    targets = _join([c.target for c in gan])
+    failed = [c for c in gan if not c.passed]
+    vae_failed = [c for c in vae if not c.passed]
+    if failed:
+        text = (f"**This run's GAN did not train well enough to compare with the VAE.** A GAN counts as "
+                f"trained here when it has {targets}; this one failed {len(failed)} of these {len(gan)} "
+                f"criteria, with {_join([c.measured for c in failed])}. {diagnosis} "
+                f"**This page therefore draws no conclusion about GANs versus VAEs**: it shows the method, and "
+                f"the GAN's numbers describe this run's generator only.")
+    else:
+        text = (f"**This run's GAN trained** by the criteria this project adopted ({targets}): "
+                f"{_join([c.measured for c in gan])}.")
+    if vae_failed:
+        text += (f" The VAE did not pass this chapter's check of its own training either: it needs "
+                 f"{_join([c.target for c in vae_failed])}, and had {_join([c.measured for c in vae_failed])}.")
+    else:
+        text += f" The VAE passed this chapter's check of its training ({_join([c.target for c in vae])})."
+    return text
+
+
+def comparison_conclusion(gan_trained: bool, vae_trained: bool, fid: Mapping[str, float],
+                          precision: Mapping[str, float], recall: Mapping[str, float]) -> str:
+    """The page's conclusion (Markdown): which model leads on each score, only when both passed their
+    training checks; each of ``fid``, ``precision`` and ``recall`` maps "GAN" and "VAE" to a score."""
+    if not (gan_trained and vae_trained):
+        which = ("neither model passed its checks of training" if not (gan_trained or vae_trained)
+                 else "the GAN did not pass its criteria for a trained GAN" if not gan_trained
+                 else "the VAE did not pass its checks of training")
+        return (f"No comparison: in this run {which} (see the top of the page), so the page does not say "
+                f"which model draws better digits. A verdict needs both models trained, and several seeds "
+                f"each, so that the gap between them can be set against the spread between training runs.")
+
+    def lead(name, scores, higher):
+        who = leader(scores, higher_is_better=higher)
+        return f"{name}: a tie" if who == "tie" else f"{name}: the {who}"
+
+    return (f"Both models trained, so their scores compare, in this run and with one seed each: "
+            f"{lead('lower FID', fid, False)}; {lead('higher precision', precision, True)}; "
+            f"{lead('higher recall', recall, True)}. One seed cannot show whether these gaps exceed the spread "
+            f"between training runs; that needs several seeds per model, with the gap larger than that spread.")
+
+
+def observed_failures(gan_state: str, gan: list[Criterion], vae: list[Criterion], vae_grey: float,
+                      real_grey: float, blur_ratio: float = BLUR_GREY_RATIO) -> list[str]:
+    """The failures that happened in this run, one phrase each (empty when none did): the VAE's blur
+    (grey share above ``blur_ratio`` times the real digits'), how many of its checks and of the GAN's
+    criteria failed, and the GAN's discriminator state ("chance", "winning", "collapsed")."""
+    out = []
+    if vae_grey > blur_ratio * real_grey:
+        out.append(f"the VAE's samples are blurred: {vae_grey:.0%} of their pixels are grey (between "
+                   f"{GREY_RANGE[0]:g} and {GREY_RANGE[1]:g}) against {real_grey:.0%} of real digits'")
+    for model, checks in (("VAE", vae), ("GAN", gan)):
+        failed = [c.target for c in checks if not c.passed]
+        if failed:
+            out.append(f"the {model} failed {len(failed)} of its {len(checks)} checks ({_join(failed)})")
+    out += {"chance": ["the GAN's discriminator ended at chance on samples far from real digits"],
+            "winning": ["the GAN's discriminator won outright, which stops the generator's learning"],
+            "collapsed": ["the GAN's samples collapsed to near-identical or blank images"]}.get(gan_state, [])
+    return out

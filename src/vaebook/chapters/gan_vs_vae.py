@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -22,6 +23,7 @@ CHAPTER = "gan_vs_vae"
 N_TRACK = 500        # samples scored by the per-epoch Fréchet distance
 N_FIXED = 64         # samples from fixed noise kept every epoch (grids and animations)
 N_TEST_ELBO = 2000   # test images of the VAE's per-epoch ELBO terms
+NOISE_SETS = 4       # extra sample sets per model whose scores give the final scores' sampling noise
 
 
 def _subset(default: int | None, help: str) -> int | None:
@@ -151,13 +153,28 @@ def training_cost(p: Params, vae_fit: FitResult, gan_fit: FitResult) -> pd.DataF
     }, index=["VAE", "GAN"])
 
 
-def summary_table(quality: pd.DataFrame, vae: VAE, gan: GAN, cost: pd.DataFrame) -> pd.DataFrame:
-    """The quality table (:func:`vaebook.sample_analysis.quality_table`) with each model's parameter count
-    (the GAN's: generator plus discriminator) and training cost (from :func:`training_cost`) beside its
-    samples' row."""
-    rows = ["VAE samples", "GAN samples"]
-    out = quality.copy()
-    out["parameters"] = pd.Series([count_parameters(vae), count_parameters(gan)], index=rows)
-    out["training seconds per epoch"] = pd.Series(cost["seconds per epoch (median)"].values, index=rows)
-    out["training seconds per 10,000 images"] = pd.Series(cost["seconds per 10,000 images"].values, index=rows)
-    return out
+# The four networks' parameter counts in the source study's Keras model summaries.
+SOURCE_PARAMETERS = {"GAN generator": 1_164_289, "GAN discriminator": 40_705, "VAE encoder": 424_480,
+                     "VAE decoder": 108_993}
+
+
+def parameter_table(vae: VAE, gan: GAN) -> pd.DataFrame:
+    """Each network's parameter count here and in the source (:data:`SOURCE_PARAMETERS`), one row each."""
+    here = {"GAN generator": count_parameters(gan.generator), "GAN discriminator": count_parameters(gan.discriminator),
+            "VAE encoder": count_parameters(vae.encoder), "VAE decoder": count_parameters(vae.decoder)}
+    return pd.DataFrame({"here": here, "source": SOURCE_PARAMETERS,
+                         "same": {k: here[k] == SOURCE_PARAMETERS[k] for k in here}})
+
+
+def formatted(table: pd.DataFrame, row_formats: dict[str, str] | None = None, default: str = ".3f") -> pd.DataFrame:
+    """``table`` as text for the page: each row's values formatted with ``row_formats[row]`` (a format
+    spec such as ",.0f"; ``default`` for other rows), booleans as "yes"/"no"."""
+    row_formats = row_formats or {}
+
+    def text(value, spec):
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
+        return format(value, spec)
+
+    return pd.DataFrame([[text(v, row_formats.get(row, default)) for v in table.loc[row]] for row in table.index],
+                        index=table.index, columns=table.columns)
