@@ -1,5 +1,6 @@
 """β-VAE: the source's effective β, the (latent size, β) grid and its tables, per-digit quality,
-decoder-only reconstruction, rate and distortion, and the chapter's parameters and jobs."""
+encoder codes against codes optimised per image, the latent-size check, rate and
+distortion, and the chapter's parameters and jobs."""
 
 import math
 from dataclasses import replace
@@ -183,6 +184,29 @@ def test_model_selection_picks_the_lowest_validation_elbo():
         bv.model_selection({grid[0]: pd.DataFrame({"epoch": [1], "loss": [1.0]})})
 
 
+
+def test_larger_latent_worse_known_answer():
+    # d = 10 is best so far; 15 and 20 exceed it (by 1.5 and 0.3), 8 is below 5 (fine), 12 ties 10 + 0.2
+    elbos = {5: 110.0, 8: 104.0, 10: 100.0, 12: 100.2, 15: 101.5, 20: 100.3}
+    out = bv.larger_latent_worse(elbos)
+    assert out["latent size"].tolist() == [12, 15, 20]
+    assert out["smaller size"].tolist() == [10, 10, 10]
+    assert out["excess (nats)"].tolist() == pytest.approx([0.2, 1.5, 0.3])
+    assert out.set_index("latent size").loc[15, "−ELBO"] == 101.5
+    assert out.set_index("latent size").loc[15, "its −ELBO"] == 100.0
+    assert bv.larger_latent_worse(elbos, tolerance=0.25)["latent size"].tolist() == [15, 20]
+    assert bv.larger_latent_worse(elbos, tolerance=1.0)["latent size"].tolist() == [15]
+    # order of the mapping does not matter; a monotone sequence flags nothing
+    assert bv.larger_latent_worse(dict(reversed(list(elbos.items())))).equals(out)
+    assert bv.larger_latent_worse({5: 3.0, 10: 2.0, 20: 1.0}).empty
+    assert bv.larger_latent_worse({}).empty
+    # brute force: d is flagged iff some smaller size is lower by more than the tolerance
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        vals = dict(zip([2, 4, 6, 8, 10], rng.normal(100, 2, 5)))
+        expected = [d for d in vals if any(vals[d] > vals[e] + 0.5 for e in vals if e < d)]
+        assert bv.larger_latent_worse(vals, tolerance=0.5)["latent size"].tolist() == expected
+
 def test_source_comparison_and_verdict_by_hand():
     assert bv.SOURCE_RESULTS == {5: (0.0239, 16.67), 10: (0.0132, 19.17), 15: (0.0091, 20.77), 20: (0.0143, 18.88)}
     grid = bv.beta_grid([5, 10, 25], ["source", 1.0])
@@ -227,9 +251,12 @@ def test_decoder_only_beats_the_encoder_on_a_fixed_batch(trained):
     enc_obj = bv.encoder_objective(model, x, prior_weight=0.0)
     # objective (the reconstruction NLL) and pixel error both fall below the amortised encoder's
     assert obj.mean() < enc_obj.mean() - 1.0
-    gap = bv.amortisation_gap(x, full, dec)
-    assert gap["decoder-only MSE"] < gap["full MSE"] and gap["PSNR gap (dB)"] > 0
-    assert gap["MSE gap"] == pytest.approx(gap["full MSE"] - gap["decoder-only MSE"])
+    gap = bv.optimised_code_gap(x, full, dec)
+    assert gap["optimised MSE"] < gap["encoder MSE"] and gap["PSNR gain (dB)"] > 0
+    assert gap["MSE gain"] == pytest.approx(gap["encoder MSE"] - gap["optimised MSE"])
+    assert gap["encoder MSE"] == pytest.approx(((x - full) ** 2).mean().item(), rel=1e-5)
+    assert gap["optimised PSNR"] == pytest.approx((10 * torch.log10(1 / ((x - dec) ** 2).mean((1, 2, 3)))).mean().item(),
+                                                  rel=1e-5)
     # the returned objective is what the codes achieve
     with torch.no_grad():
         torch.testing.assert_close(obj, bv.decoder_only_objective(model, z, x, 0.0), rtol=1e-5, atol=1e-3)
@@ -246,29 +273,29 @@ def test_decoder_only_map_objective_and_determinism(trained):
         bv.decoder_only_latents(model, x, init="encoder")
 
 
-def test_amortisation_table_matches_its_parts(trained):
+def test_optimised_code_table_matches_its_parts(trained):
     model, x = trained
     other = VAE(replace(model.config, beta=0.25))
     other.load_state_dict(model.state_dict())
     models = {5: model, 6: other}             # keyed by latent size; the same weights, two values of β
     full = {d: m.reconstruct(x) for d, m in models.items()}
-    table, recon = bv.amortisation_table(models, x, full, steps=20, lr=0.1, seed=0)
+    table, recon = bv.optimised_code_table(models, x, full, steps=20, lr=0.1, seed=0)
     assert list(table.index) == [5, 6]
     for d, m in models.items():
         z, objective = bv.decoder_only_latents(m, x, steps=20, lr=0.1, prior_weight=m.config.beta, seed=0)
         torch.testing.assert_close(recon[d], m.decode(z).detach())
         row = table.loc[d]
-        for key, value in bv.amortisation_gap(x, full[d], recon[d]).items():
+        for key, value in bv.optimised_code_gap(x, full[d], recon[d]).items():
             assert row[key] == pytest.approx(value)
-        assert row["objective J: decoder-only"] == pytest.approx(objective.mean().item())
-        assert row["objective J: encoder"] == pytest.approx(bv.encoder_objective(m, x, m.config.beta).mean().item())
+        assert row["J at optimised code"] == pytest.approx(objective.mean().item())
+        assert row["J at encoder code"] == pytest.approx(bv.encoder_objective(m, x, m.config.beta).mean().item())
         wins = sum(float(((x[i] - recon[d][i]) ** 2).mean()) < float(((x[i] - full[d][i]) ** 2).mean())
                    for i in range(len(x)))
-        assert row["images where decoder-only is better (MSE)"] == pytest.approx(wins / len(x))
+        assert row["share optimised better (MSE)"] == pytest.approx(wins / len(x))
     # a larger β weighs ½‖z‖² more
-    assert table.loc[5, "objective J: encoder"] > table.loc[6, "objective J: encoder"]
+    assert table.loc[5, "J at encoder code"] > table.loc[6, "J at encoder code"]
     with pytest.raises(ValueError, match="same latent sizes"):
-        bv.amortisation_table(models, x, {5: full[5]}, steps=1, lr=0.1)
+        bv.optimised_code_table(models, x, {5: full[5]}, steps=1, lr=0.1)
 
 
 # --- traversals, rate, t-SNE -------------------------------------------------------------------

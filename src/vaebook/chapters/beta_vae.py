@@ -47,8 +47,8 @@ class Params(TrainingParams):
     val_fraction: float = fraction(0.2, "share of those held out for validation curves and model selection")
     test_subset: int | None = integer(None, "test images", optional=True, none_means="all 10,000")
     representatives: int = integer(10, "representative test images per digit")
-    decoder_steps: int = integer(100, "Adam steps of the decoder-only search")
-    decoder_lr: float = number(0.1, "Adam step size of the decoder-only search")
+    decoder_steps: int = integer(100, "Adam steps of the per-image code search (decoder-only)")
+    decoder_lr: float = number(0.1, "Adam step size of the per-image code search")
     tsne_points: int = integer(2000, "test images embedded by t-SNE (and scored for rate and separation)",
                                minimum=50)
 
