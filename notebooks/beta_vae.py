@@ -778,3 +778,15 @@ else:
 
 # %% tags=["hide-input"]
 _ = report.write()  # book/generated/results/beta_vae.json
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/beta_vae.json`,
+# beside those of the committed reference run (`book/reference/beta_vae.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

@@ -640,3 +640,15 @@ report.glue("prior_vs_posterior",
             "In this run the choice of sampling density does not clearly matter more than the posterior "
             "family.")
 results_file = report.write()
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/flow_vae.json`,
+# beside those of the committed reference run (`book/reference/flow_vae.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

@@ -604,3 +604,15 @@ for label in ("gan", "vae"):
 report.metric("gan_trained", float(gan_trained))
 report.metric("vae_trained", float(vae_trained))
 report.write();
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/gan_vs_vae.json`,
+# beside those of the committed reference run (`book/reference/gan_vs_vae.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

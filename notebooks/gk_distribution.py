@@ -469,3 +469,15 @@ for name, err in zip(gk.PARAM_NAMES, lm_last):
     report.metric(f"lm_median_abs_err_{name.lower()}", err)  # at the largest n
 report.metric("bivariate_rho_abs_err", abs(mfit.R[0, 1] - 0.6))
 results_file = report.write()
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/gk_distribution.json`,
+# beside those of the committed reference run (`book/reference/gk_distribution.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

@@ -564,3 +564,15 @@ for means, caps, title in rows:
 
 # %%
 _ = report.write()  # book/generated/results/gmm_vae.json
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/gmm_vae.json`,
+# beside those of the committed reference run (`book/reference/gmm_vae.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

@@ -397,3 +397,15 @@ report.metric("test_ssim", [ssim_test[d] for d in sizes], ".3f")
 report.metric("test_neg_elbo", [elbo[d] for d in sizes], ".1f")
 report.metric("knn_accuracy", [knn[d] for d in sizes], ".3f")
 results_file = report.write()
+
+# %% [markdown]
+# ## This build and the reference run
+#
+# The chapter's headline numbers, as written to its results file `book/generated/results/latent_size.json`,
+# beside those of the committed reference run (`book/reference/latent_size.json`), with what produced each.
+# {glue:md}`reference_note`
+
+# %% tags=["hide-input"]
+comparison = report.reference_table()
+report.glue("reference_note", comparison.attrs["note"])
+comparison

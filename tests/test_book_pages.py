@@ -92,3 +92,22 @@ def test_figures_are_drawn_for_the_column(built_book):
                 if width > COLUMN_PX:
                     wide.append(f"{name} cell {i}: {mime} {width} px wide")
     assert wide == [], "\n".join(wide)
+
+
+@pytest.mark.slow
+def test_every_chapter_writes_a_results_file_and_shows_it_beside_the_reference(built_book):
+    from vaebook.report import read_results
+
+    generated = built_book.parent.parent / "book" / "generated"
+    required = {"gan_vs_vae": {"fid_gan", "fid_vae", "precision_gan", "recall_gan", "min_digit_share_gan",
+                               "max_digit_share_gan"},
+                "gmm_vae": {"accuracy_148"}, "flow_vae": {"nll_vae", "nll_best_flow"},
+                "beta_vae": {"psnr_source_beta"}}
+    for name in book.available_chapters():
+        record = read_results(generated / "results" / f"{name}.json")  # raises on a schema error
+        assert record["chapter"] == name and record["profile"] == "smoke"
+        assert required.get(name, set()) <= set(record["metrics"]), name
+        page = visible_text((built_book / "book" / "generated" / f"{name}.html").read_text())
+        assert "This build and the reference run" in page and "this build" in page, name
+    acc = read_results(generated / "results" / "gmm_vae.json")["metrics"]["accuracy_148"]
+    assert isinstance(acc, list) and len(acc) >= 1
