@@ -56,6 +56,13 @@ def _number(value: Any, name: str) -> float | None:
     return x if math.isfinite(x) else None  # JSON has no NaN: a value that could not be measured is null
 
 
+def _native_bf16() -> bool:
+    """What precision="auto" resolves against on CPU (see :func:`vaebook.train.resolve_precision`)."""
+    from .train import cpu_has_fast_bf16
+
+    return bool(cpu_has_fast_bf16())
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
@@ -115,7 +122,7 @@ class Report:
                 "commit": _git("rev-parse", "--short", "HEAD") or "unknown", "dirty": bool(status),
                 "started": self.started, "wall_seconds": round(time.perf_counter() - self._t0, 1),
                 "device": str(self.run.torch_device), "threads": getattr(p, "threads", None),
-                "precision": getattr(p, "precision", None), "versions": versions(),
+                "precision": getattr(p, "precision", None), "native_bf16": _native_bf16(), "versions": versions(),
             },
         }
 
@@ -154,29 +161,31 @@ def compare_runs(build: dict, reference: dict | None):
     def about(r: dict) -> dict:
         p = r["provenance"]
         return {"profile": r["profile"], "seeds": ", ".join(str(s) for s in r["seeds"]),
-                "device": f"{p['device']}, {p['precision']}, {p['threads']} thread(s)",
-                "wall time": f"{p['wall_seconds'] / 60:.1f} min", "commit": p["commit"] + (" (dirty)" if p["dirty"] else "")}
+                "device": f"{p['device']}, precision {p['precision']}"
+                          + (" (native bf16)" if p.get("native_bf16") else "") + f", {p['threads']} thread(s)",
+                "execution time": f"{p['wall_seconds'] / 60:.1f} min", "commit": p["commit"] + (" (dirty)" if p["dirty"] else "")}
 
     columns = {"this build": build}
     if reference is not None:
         columns["reference run"] = reference
     names = list(build["metrics"]) + [m for m in (reference or {}).get("metrics", {}) if m not in build["metrics"]]
     rows = {}
-    for key in ("profile", "seeds", "device", "wall time", "commit"):
+    for key in ("profile", "seeds", "device", "execution time", "commit"):
         rows[key] = {col: about(r)[key] for col, r in columns.items()}
     for name in names:
         rows[name] = {col: _shown(r["metrics"].get(name)) for col, r in columns.items()}
     table = pd.DataFrame(rows).T
     table.index.name = ""
     if reference is None:
-        table.attrs["note"] = "There is no reference run of this chapter yet (book/reference/ holds none)."
+        table.attrs["note"] = ("There is no reference run of this chapter yet (book/reference/ holds none). "
+                               "The execution time counts models loaded from the cache as loaded, not trained.")
     else:
         ref_commit = reference["provenance"]["commit"]
         ahead = commits_between(ref_commit)
         age = ("from this commit" if ahead == 0 else f"{ahead} commit{'s' if ahead != 1 else ''} older than this build"
                if ahead is not None else "from a commit not in this clone")
         table.attrs["note"] = (f"The reference run ({reference['profile']} profile, {reference['provenance']['started']}) "
-                               f"is {age}.")
+                               f"is {age}. Execution times count models loaded from the cache as loaded, not trained.")
     return table
 
 
