@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from .config import ParameterError
+from .config import ParameterError, git
 from .data import PROJECT_ROOT
 from .io import atomic_write_json, atomic_write_text
 
@@ -283,21 +283,13 @@ def _run_in_thread(work, env: dict[str, str]):
     return box.get("result")
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def _record_run(out_dir: Path, name: str, profile: str, params: dict, seconds: float) -> None:
     # One small file per chapter, so chapters executed in parallel never overwrite each other's record.
     from .train import cpu_has_fast_bf16
 
     record = {"profile": profile, "overrides": params, "seconds": round(seconds, 1),
               "finished": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-              "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
+              "commit": git("rev-parse", "--short", "HEAD", cwd=PROJECT_ROOT) or "unknown",
               # what precision="auto" resolved against, and where the missing models trained
               "compute": {"native_bf16": cpu_has_fast_bf16(), "cpu_cores": os.cpu_count(),
                           "scheduler": os.environ.get("VAEBOOK_SCHEDULER") or "local",
@@ -392,7 +384,6 @@ def check_publishable(root: Path = PROJECT_ROOT) -> Path:
     if not (html / "index.html").exists():
         raise ChapterError(f"no book is built in {html}; run `make book` first")
     generated = root / "book" / "generated"
-    built_at = (html / "index.html").stat().st_mtime
     problems = []
     for name in toc_chapters(root):
         notebook = generated / f"{name}.ipynb"
@@ -400,11 +391,12 @@ def check_publishable(root: Path = PROJECT_ROOT) -> Path:
             problems.append(f"{name} failed when last executed")
         elif not notebook.exists():
             problems.append(f"{name} is not executed")
-        elif notebook.stat().st_mtime > built_at:
-            problems.append(f"{name} was executed after the last build")
         page = html / "book" / "generated" / f"{name}.html"
         if notebook.exists() and (not page.exists() or PLACEHOLDER_TEXT in page.read_text(errors="replace")):
             problems.append(f"{name}'s page in the build is missing or a placeholder")
+        # Sphinx rewrites a page when its notebook changed (index.html, a redirect, is written once)
+        elif notebook.exists() and notebook.stat().st_mtime > page.stat().st_mtime:
+            problems.append(f"{name} was executed after the last build")
     if problems:
         raise ChapterError("the built book is not complete: " + "; ".join(problems)
                            + ". Run `make book` (or `make chapter NAME=...` then `make build`) and publish again")
@@ -416,27 +408,19 @@ def publish(root: Path = PROJECT_ROOT, remote: str = "origin", branch: str = "gh
     recommends): one commit holding ``_build/html`` and a ``.nojekyll`` file, force-pushed, so the branch
     always holds exactly the last published build."""
     html = check_publishable(root)
-    if not _git_in(root, "rev-parse", "--git-dir"):
+    if not git("rev-parse", "--git-dir", cwd=root):
         raise ChapterError(f"{root} is not a git repository; publish pushes to a branch of its remote {remote!r}")
-    if not _git_in(root, "remote", "get-url", remote):
+    if not git("remote", "get-url", remote, cwd=root):
         raise ChapterError(f"the repository has no remote {remote!r}; add one (git remote add {remote} URL) "
                            f"or name another with --remote")
-    commit = _git_in(root, "rev-parse", "--short", "HEAD") or "unknown"
+    commit = git("rev-parse", "--short", "HEAD", cwd=root) or "unknown"
     cmd = [sys.executable, "-m", "ghp_import", "--no-jekyll", "--push", "--force", "--remote", remote,
            "--branch", branch, "--message", f"Publish the book built from {commit}", str(html)]
     result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise ChapterError(f"pushing to {remote} {branch} failed: {detail[-1] if detail else 'no message'}")
-    print(f"published {html} to branch {branch!r} of {remote!r} ({_git_in(root, 'remote', 'get-url', remote)})")
-
-
-def _git_in(root: Path, *args: str) -> str:
-    try:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
+    print(f"published {html} to branch {branch!r} of {remote!r} ({git('remote', 'get-url', remote, cwd=root)})")
 
 
 def main(argv: list[str] | None = None) -> int:

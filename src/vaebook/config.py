@@ -294,18 +294,22 @@ def chapter_params(chapter: str, profile: str, namespace: Mapping[str, Any]) -> 
 
 # --- the run record ---------------------------------------------------------------------------------
 
-def _git_commit() -> str:
+def git(*args: str, cwd: str | os.PathLike | None = None) -> str:
+    """``git ARGS`` in ``cwd`` (default: this package's folder): its output, stripped, or "" when git is
+    missing, fails or is not in a repository."""
     try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
-                             text=True, timeout=5)
-        if out.returncode == 0:
-            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                                   capture_output=True, text=True, timeout=5).stdout.strip()
-            return out.stdout.strip() + ("+local changes" if dirty else "")
+        out = subprocess.run(["git", *args], cwd=cwd or Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        pass
-    return "unknown"
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _git_commit() -> str:
+    commit = git("rev-parse", "--short", "HEAD")
+    if not commit:
+        return "unknown"
+    return commit + ("+local changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def versions() -> dict[str, str]:

@@ -22,12 +22,11 @@ import json
 import math
 import os
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from .config import ParameterError, versions
+from .config import ParameterError, git, versions
 from .data import PROJECT_ROOT
 from .io import atomic_write_json
 
@@ -61,14 +60,6 @@ def _native_bf16() -> bool:
     from .train import cpu_has_fast_bf16
 
     return bool(cpu_has_fast_bf16())
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                              timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
 
 
 class Report:
@@ -115,11 +106,11 @@ class Report:
     def record(self) -> dict:
         p = self.run.params
         seeds = list(getattr(p, "seeds", None) or [getattr(p, "seed", 0)])
-        status = _git("status", "--porcelain", "--untracked-files=no")
+        status = git("status", "--porcelain", "--untracked-files=no", cwd=PROJECT_ROOT)
         return {
             "chapter": self.chapter, "profile": self.run.profile, "seeds": seeds, "metrics": dict(self.metrics),
             "provenance": {
-                "commit": _git("rev-parse", "--short", "HEAD") or "unknown", "dirty": bool(status),
+                "commit": git("rev-parse", "--short", "HEAD", cwd=PROJECT_ROOT) or "unknown", "dirty": bool(status),
                 "started": self.started, "wall_seconds": round(time.perf_counter() - self._t0, 1),
                 "device": str(self.run.torch_device), "threads": getattr(p, "threads", None),
                 "precision": getattr(p, "precision", None), "native_bf16": _native_bf16(), "versions": versions(),
@@ -149,7 +140,7 @@ def _shown(value) -> str:
 
 def commits_between(old: str, new: str = "HEAD") -> int | None:
     """How many commits ``new`` is ahead of ``old`` (None when ``old`` is not in this clone)."""
-    count = _git("rev-list", "--count", f"{old}..{new}")
+    count = git("rev-list", "--count", f"{old}..{new}", cwd=PROJECT_ROOT)
     return int(count) if count.isdigit() else None
 
 
