@@ -155,6 +155,17 @@ def test_gan_rejects_bad_config():
         GAN(noise_size=0)
     with pytest.raises(ParameterError, match="dropout"):
         GAN(dropout=1.0)
+    with pytest.raises(ParameterError, match="width must be an integer >= 1, got 0"):
+        GAN(width=0)
+
+
+def test_width_scales_the_generator_and_enters_the_cache_key():
+    g = GAN(width=32).generator
+    # dense 100 -> 7*7*32, two 4x4 transposed convolutions 32 -> 32, a 7x7 convolution 32 -> 1
+    assert count_parameters(g) == (100 + 1) * 7 * 7 * 32 + 2 * (32 * 32 * 16 + 32) + (32 * 49 + 1)
+    assert g(torch.randn(2, 100)).shape == (2, 1, 28, 28)
+    assert GAN(width=32).cache_key() != GAN().cache_key()
+    assert "width" not in GAN().cache_key()        # the source's width keeps its old key
 
 
 
@@ -177,20 +188,36 @@ def test_gan_job_with_the_chapter_hooks(tmp_path):
     assert again.loaded and again.history.drop(columns="seconds").equals(res.history.drop(columns="seconds"))
 
 
-def test_chapter_declares_classifier_vae_and_gan():
+def test_chapter_declares_classifier_then_a_vae_and_a_gan_per_seed():
     run = chapters.resolve("gan_vs_vae", "smoke")
+    assert run.params.seed_values() == [0, 1]
     jobs = gan_vs_vae.jobs(run)
-    assert [j.name for j in jobs] == ["mnist-classifier", "gan_vs_vae-vae", "gan_vs_vae-gan"]  # classifier first
-    clf_job, vae_job, gan_job = pickle.loads(pickle.dumps(jobs))
-    assert (clf_job.epochs, clf_job.lr_schedule, clf_job.data_key["subset"]) == (1, "onecycle", 5000)
-    assert vae_job.extra_key == gan_job.extra_key == {
-        "tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), 1, 5000, 0], "n_track": 500,
-        "reference": 300}
+    assert [j.name for j in jobs] == ["mnist-classifier", "gan_vs_vae-vae", "gan_vs_vae-gan",   # classifier first
+                                      "gan_vs_vae-vae-seed1", "gan_vs_vae-gan-seed1"]
+    clf_job, vae_job, gan_job, vae1, gan1 = pickle.loads(pickle.dumps(jobs))
+    assert (clf_job.epochs, clf_job.lr_schedule, clf_job.data_key["subset"], clf_job.seed) == (1, "onecycle", 5000, 0)
+    track = {"tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), 1, 5000, 0], "n_track": 500,
+             "reference": 300}
+    assert vae_job.extra_key == gan_job.extra_key == track
+    assert vae1.extra_key == gan1.extra_key == {**track, "reference_seed": 0}   # scored like seed 0's models
+    assert (vae_job.seed, gan_job.seed, vae1.seed, gan1.seed) == (0, 0, 1, 1)
     assert vae_job.model().config == VAEConfig(latent_size=16, arch="conv", loss_reduction="sum")
-    assert (gan_job.epochs, gan_job.batch_size, gan_job.lr) == (2, 64, 2e-4)
+    gan = gan_job.model()
+    assert (gan.width, gan.dropout) == (32, 0.0) and count_parameters(gan.generator) == 192_769
+    assert (gan_job.epochs, gan_job.batch_size, gan_job.lr) == (1, 64, 5e-4)
     vae_x, _ = vae_job.data()
     gan_x, _ = gan_job.data()
     assert len(vae_x) == 1000 and torch.equal(gan_x, vae_x[:256])    # the GAN's images are the VAE's first
+    assert not torch.equal(vae1.data()[0], vae_x)                     # each seed draws its own subset
+    fits = [object()] + [f"fit{i}" for i in range(4)]
+    assert gan_vs_vae.fits_by_seed(run.params, fits) == {0: ("fit0", "fit1"), 1: ("fit2", "fit3")}
+    with pytest.raises(ValueError, match="expected a VAE and a GAN for each of 2 seeds, got 2 fits"):
+        gan_vs_vae.fits_by_seed(run.params, fits[:3])
+
+
+def test_full_profile_keeps_the_source_networks():
+    gan = gan_vs_vae.jobs(chapters.resolve("gan_vs_vae", "full"))[2].model()
+    assert count_parameters(gan.generator) == 1_164_289 and gan.dropout == 0.4
 
 
 def test_chapter_profiles_reject_what_the_notebook_rejected():

@@ -5,6 +5,7 @@ on constructed inputs on both sides of its threshold."""
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -191,15 +192,6 @@ def test_coverage_met_threshold():
         sa.coverage_met([0.5, 0.1])
 
 
-def test_leader():
-    assert sa.leader({"GAN": 0.9, "VAE": 0.5}) == "GAN"
-    assert sa.leader({"GAN": 0.9, "VAE": 0.5}, higher_is_better=False) == "VAE"
-    assert sa.leader({"GAN": 0.5004, "VAE": 0.5}) == "tie"                    # within 1e-3
-    assert sa.leader({"GAN": 0.502, "VAE": 0.5}) == "GAN"
-    with pytest.raises(ValueError, match="two scores"):
-        sa.leader({"GAN": 1.0})
-
-
 def test_fid_standing():
     calibration = {"floor": 1.0, "noise": 5.0, "blur": 10.0}
     assert sa.fid_standing(20.0, calibration) == "worse than every calibration set"
@@ -384,15 +376,25 @@ def test_training_statement_names_the_failed_criteria_with_numbers():
             "fell in every epoch, and had test loss from 110.0 to 120.0") in sa.training_statement(gan_ok, vae_bad, "")
 
 
-def test_comparison_conclusion_only_when_both_trained():
-    fid, prec, rec = {"GAN": 10.0, "VAE": 20.0}, {"GAN": 0.8, "VAE": 0.7}, {"GAN": 0.5, "VAE": 0.5004}
-    text = sa.comparison_conclusion(True, True, fid, prec, rec)
-    assert "lower FID: the GAN; higher precision: the GAN; higher recall: a tie" in text and "one seed" in text
-    for gan_ok, vae_ok, which in ((False, True, "the GAN did not pass its criteria for a trained GAN"),
-                                  (True, False, "the VAE did not pass its checks of training"),
-                                  (False, False, "neither model passed its checks of training")):
-        text = sa.comparison_conclusion(gan_ok, vae_ok, fid, prec, rec)
-        assert text.startswith(f"No comparison: in this run {which} (") and "lower FID" not in text
+def _seed_scores(gan_fid, vae_fid, gan_trained=(True, True, True), vae_trained=(True, True, True)):
+    rows = []
+    for i, (gf, vf, gt, vt) in enumerate(zip(gan_fid, vae_fid, gan_trained, vae_trained)):
+        rows += [{"seed": i, "model": "VAE", "FID": vf, "precision": 0.7, "recall": 0.5, "trained": vt},
+                 {"seed": i, "model": "GAN", "FID": gf, "precision": 0.8, "recall": 0.4 + 0.2 * (i == 0),
+                  "trained": gt}]
+    return pd.DataFrame(rows).set_index(["seed", "model"])
+
+
+def test_seeds_conclusion_claims_only_what_holds_on_every_seed():
+    text = sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0]))
+    assert ("Lower FID: the GAN on all 3 seeds; higher precision: the GAN on all 3 seeds; higher recall: "
+            "neither (the GAN on 1 of 3 seeds)") in text
+    text = sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0], gan_trained=(True, False, True)))
+    assert text.startswith("No comparison: the GAN met its criteria on 2 of 3 seeds") and "Lower FID" not in text
+    text = sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0], vae_trained=(False,) * 3))
+    assert "the VAE passed its checks on 0 of 3 seeds" in text
+    text = sa.seeds_conclusion(_seed_scores([90.0, 95.0], [230.0, 235.0]))
+    assert "a verdict needs at least 3 seeds" in text and "Lower FID" not in text
 
 
 def test_observed_failures_lists_only_what_happened():

@@ -227,6 +227,23 @@ class TrainingParams(ChapterParams):
         return {"seed": self.seed, "device": self.device, "precision": self.precision, "threads": self.threads}
 
 
+@dataclass(frozen=True)
+class SeededParams(TrainingParams):
+    """A chapter that compares models trains each of them with ``seeds`` seeds (``seed``, ``seed`` + 1, ...),
+    so every comparison it draws can be checked across training runs, not one draw."""
+
+    seeds: int = integer(3, "training seeds per model (seed, seed + 1, ...); a comparison is claimed only "
+                         "if it holds for every one (3 or more)", maximum=100)
+
+    def seed_values(self) -> list[int]:
+        """The seeds of the chapter's replicate runs, the chapter's own ``seed`` first."""
+        return [self.seed + i for i in range(self.seeds)]
+
+    def replicate(self, seed: int) -> "SeededParams":
+        """These parameters with ``seed`` in place of the chapter's own (one replicate run)."""
+        return dataclasses.replace(self, seed=seed)
+
+
 # --- resolving a chapter's parameters -----------------------------------------------------------------
 
 def _unknown(chapter: str, names: Sequence[str], valid: Sequence[str]) -> ParameterError:

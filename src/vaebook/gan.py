@@ -57,16 +57,18 @@ class Generator(nn.Module):
 
     Keras' "same" stride-2 transposed convolution with a 4x4 kernel doubles the size; in PyTorch that is
     padding=1 (output (H-1)*2 - 2 + 4 = 2H). Parameter counts agree with the Keras model (1,164,289).
+    ``width`` (128 in the source) is the channel count of every hidden layer; a smaller one keeps the
+    architecture and cuts the cost roughly with its square.
     """
 
-    def __init__(self, noise_size: int = NOISE_SIZE):
+    def __init__(self, noise_size: int = NOISE_SIZE, width: int = 128):
         super().__init__()
-        self.noise_size = noise_size
+        self.noise_size, self.width = noise_size, width
         self.net = nn.Sequential(
-            nn.Linear(noise_size, 7 * 7 * 128), nn.LeakyReLU(0.2), nn.Unflatten(1, (128, 7, 7)),
-            nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.ConvTranspose2d(128, 128, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
-            nn.Conv2d(128, 1, 7, padding=3))
+            nn.Linear(noise_size, 7 * 7 * width), nn.LeakyReLU(0.2), nn.Unflatten(1, (width, 7, 7)),
+            nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 1, 7, padding=3))
         keras_init_(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -98,16 +100,19 @@ class GAN(nn.Module):
     (whose Keras code used lr = 2e-4; the chapter passes that as ``lr``).
     """
 
-    def __init__(self, noise_size: int = NOISE_SIZE, dropout: float = 0.4, betas: tuple[float, float] = (0.5, 0.999)):
+    def __init__(self, noise_size: int = NOISE_SIZE, dropout: float = 0.4, betas: tuple[float, float] = (0.5, 0.999),
+                 width: int = 128):
         super().__init__()
-        if not isinstance(noise_size, int) or isinstance(noise_size, bool) or noise_size < 1:
-            raise ParameterError(f"noise_size must be an integer >= 1, got {noise_size!r}")
+        for label, value in (("noise_size", noise_size), ("width", width)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ParameterError(f"{label} must be an integer >= 1, got {value!r}")
         if not 0 <= dropout < 1:
             raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ParameterError(f"betas must be two numbers in [0, 1), got {betas!r}")
         self.noise_size, self.dropout, self.betas = noise_size, dropout, tuple(float(b) for b in betas)
-        self.generator = Generator(noise_size)
+        self.width = width
+        self.generator = Generator(noise_size, width)
         self.discriminator = Discriminator(dropout)
         # precision="auto" (bench/bench_precision.py, 2 cores with native bf16): 2.15x faster in bf16 +
         # channels_last than fp32 (2.36x on one thread). bench/bench_precision_quality.py, 3 seeds of the
@@ -122,8 +127,11 @@ class GAN(nn.Module):
         return self.noise_size
 
     def cache_key(self) -> dict:
-        return {"class": type(self).__name__, "version": 2, "noise_size": self.noise_size,
-                "dropout": self.dropout, "betas": list(self.betas), "loss": "non-saturating"}
+        key = {"class": type(self).__name__, "version": 2, "noise_size": self.noise_size,
+               "dropout": self.dropout, "betas": list(self.betas), "loss": "non-saturating"}
+        if self.width != 128:  # the source's width keeps its old key, so cached source models stay valid
+            key["width"] = self.width
+        return key
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         """[optimiser of D, optimiser of G], Adam(lr, betas)."""

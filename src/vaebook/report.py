@@ -105,7 +105,7 @@ class Report:
 
     def record(self) -> dict:
         p = self.run.params
-        seeds = list(getattr(p, "seeds", None) or [getattr(p, "seed", 0)])
+        seeds = p.seed_values() if hasattr(p, "seed_values") else [getattr(p, "seed", 0)]
         status = git("status", "--porcelain", "--untracked-files=no", cwd=PROJECT_ROOT)
         return {
             "chapter": self.chapter, "profile": self.run.profile, "seeds": seeds, "metrics": dict(self.metrics),

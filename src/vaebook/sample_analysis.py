@@ -42,8 +42,6 @@ MIN_INK_RATIO = 0.2
 # samples. Real MNIST test digits range from 8.9% (fives) to 11.4% (ones), well inside.
 COVERAGE_RANGE = (0.05, 0.15)
 
-# Two scores closer than this are a tie (the quality numbers are printed with three decimals).
-TIE_TOLERANCE = 1e-3
 
 EpochEnd = Callable[[nn.Module, int], dict[str, float]]
 Snapshot = Callable[[nn.Module, int], dict[str, torch.Tensor]]
@@ -255,16 +253,6 @@ def coverage_met(class_hist, low: float = COVERAGE_RANGE[0], high: float = COVER
     return bool(((hist >= low) & (hist <= high)).all())
 
 
-def leader(scores: Mapping[str, float], higher_is_better: bool = True,
-           tie_tolerance: float = TIE_TOLERANCE) -> str:
-    """The name with the best score, or "tie" when the best two are within ``tie_tolerance``."""
-    if len(scores) < 2:
-        raise ValueError(f"leader needs at least two scores to compare, got {dict(scores)!r}")
-    ranked = sorted(scores.items(), key=lambda kv: kv[1], reverse=higher_is_better)
-    (best, first), (_, second) = ranked[0], ranked[1]
-    return "tie" if abs(first - second) < tie_tolerance else best
-
-
 def fid_standing(fid: float, calibration: Mapping[str, float]) -> str:
     """Where a Fréchet distance falls among calibration sets (name -> distance; lower is better), as a
     phrase: "worse than every calibration set", "no worse than any calibration set", or "worse than A
@@ -465,28 +453,6 @@ def training_statement(gan: list[Criterion], vae: list[Criterion], diagnosis: st
     return text
 
 
-def comparison_conclusion(gan_trained: bool, vae_trained: bool, fid: Mapping[str, float],
-                          precision: Mapping[str, float], recall: Mapping[str, float]) -> str:
-    """The page's conclusion (Markdown): which model leads on each score, only when both passed their
-    training checks; each of ``fid``, ``precision`` and ``recall`` maps "GAN" and "VAE" to a score."""
-    if not (gan_trained and vae_trained):
-        which = ("neither model passed its checks of training" if not (gan_trained or vae_trained)
-                 else "the GAN did not pass its criteria for a trained GAN" if not gan_trained
-                 else "the VAE did not pass its checks of training")
-        return (f"No comparison: in this run {which} (see the top of the page), so the page does not say "
-                f"which model draws better digits. A verdict needs both models trained, and several seeds "
-                f"each, so that the gap between them can be set against the spread between training runs.")
-
-    def lead(name, scores, higher):
-        who = leader(scores, higher_is_better=higher)
-        return f"{name}: a tie" if who == "tie" else f"{name}: the {who}"
-
-    return (f"Both models trained, so their scores compare, in this run and with one seed each: "
-            f"{lead('lower FID', fid, False)}; {lead('higher precision', precision, True)}; "
-            f"{lead('higher recall', recall, True)}. One seed cannot show whether these gaps exceed the spread "
-            f"between training runs; that needs several seeds per model, with the gap larger than that spread.")
-
-
 def observed_failures(gan_state: str, gan: list[Criterion], vae: list[Criterion], vae_grey: float,
                       real_grey: float, blur_ratio: float = BLUR_GREY_RATIO) -> list[str]:
     """The failures that happened in this run, one phrase each (empty when none did): the VAE's blur
@@ -504,3 +470,36 @@ def observed_failures(gan_state: str, gan: list[Criterion], vae: list[Criterion]
             "winning": ["the GAN's discriminator won outright, which stops the generator's learning"],
             "collapsed": ["the GAN's samples collapsed to near-identical or blank images"]}.get(gan_state, [])
     return out
+
+
+def seeds_conclusion(scores: pd.DataFrame) -> str:
+    """The page's conclusion (Markdown) from every seed's scores (:func:`vaebook.chapters.gan_vs_vae.seed_scores`:
+    rows (seed, "VAE"|"GAN") with FID, precision, recall and "trained"). A model leads on a score only if it
+    leads on every seed; a comparison is drawn only when both models trained on every seed, and there are at
+    least 3 seeds."""
+    gan, vae = scores.xs("GAN", level="model"), scores.xs("VAE", level="model")
+    n = len(gan)
+    gan_ok, vae_ok = int(gan["trained"].astype(bool).sum()), int(vae["trained"].astype(bool).sum())
+    if gan_ok < n or vae_ok < n:
+        parts = []
+        if gan_ok < n:
+            parts.append(f"the GAN met its criteria on {gan_ok} of {n} seeds")
+        if vae_ok < n:
+            parts.append(f"the VAE passed its checks on {vae_ok} of {n} seeds")
+        return (f"No comparison: {_join(parts)} (see above), so the page does not say which model draws better "
+                f"digits. A verdict needs both models trained on every seed.")
+    if n < 3:
+        return (f"Both models trained on all {n} seeds, but a verdict needs at least 3 seeds per model, so the "
+                f"page does not say which model draws better digits.")
+
+    def lead(score: str, higher: bool) -> str:
+        gan_better = (gan[score] > vae[score]) if higher else (gan[score] < vae[score])
+        if gan_better.all():
+            return f"the GAN on all {n} seeds"
+        if (~gan_better).all():
+            return f"the VAE on all {n} seeds"
+        return f"neither (the GAN on {int(gan_better.sum())} of {n} seeds)"
+
+    return (f"Both models trained on all {n} seeds. Lower FID: {lead('FID', False)}; higher precision: "
+            f"{lead('precision', True)}; higher recall: {lead('recall', True)}. A score is claimed for a model "
+            f"only where it leads on every seed.")
