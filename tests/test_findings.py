@@ -18,10 +18,19 @@ def _claim(chapter):
 
 def test_a_comparison_needs_three_seeds():
     claim = _claim("latent_size")
-    assert claim.judge(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}))[1] == HOLDS
-    assert claim.judge(_record("latent_size", {"test_psnr": [14.0, 13.0, 20.0]}))[1] == FAILS
-    measured, verdict = claim.judge(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}, seeds=[0]))
-    assert measured == "test PSNR 14.0 / 16.0 / 20.0 dB" and verdict.startswith(UNTESTED) and "1 seed" in verdict
+    rising = {"test_psnr": [14.0, 16.0, 20.0], "test_psnr_min_step": 0.53}
+    measured, verdict = claim.judge(_record("latent_size", rising))
+    assert verdict == HOLDS
+    assert measured == "mean test PSNR 14.0 / 16.0 / 20.0 dB over the seeds; smallest step up +0.53 dB"
+    # the means rise, but on some seed one step did not: the claim does not hold
+    assert claim.judge(_record("latent_size", {**rising, "test_psnr_min_step": -0.2}))[1] == FAILS
+    assert claim.judge(_record("latent_size", {**rising, "test_psnr_min_step": 0.0}))[1] == FAILS
+    # one latent size: no step, not settled
+    assert claim.judge(_record("latent_size", {"test_psnr": [14.0], "test_psnr_min_step": None}))[1].startswith(UNTESTED)
+    # the old results file (no step) is not guessed from the means
+    assert "did not measure test_psnr_min_step" in claim.judge(_record("latent_size", {"test_psnr": [14.0, 16.0]}))[1]
+    measured, verdict = claim.judge(_record("latent_size", rising, seeds=[0]))
+    assert "+0.53 dB" in measured and verdict.startswith(UNTESTED) and "1 seed" in verdict
 
 
 def test_missing_metrics_and_runs_are_untested_not_guessed():
@@ -34,17 +43,34 @@ def test_the_gan_claim_is_untested_while_the_gan_has_not_trained():
     claim = _claim("gan_vs_vae")
     failed = {"fid_gan": 230.0, "fid_vae": 240.0, "precision_gan": 0.35, "min_digit_share_gan": 0.02,
               "max_digit_share_gan": 0.33}
-    assert "did not train" in claim.judge(_record("gan_vs_vae", failed))[1]
+    assert "did not train" not in claim.judge(_record("gan_vs_vae", failed))[1]
+    assert "trained on 0 of 1 seeds" in claim.judge(_record("gan_vs_vae", failed))[1]
     trained = {**failed, "precision_gan": 0.7, "min_digit_share_gan": 0.07, "max_digit_share_gan": 0.13}
     assert claim.judge(_record("gan_vs_vae", trained))[1] == HOLDS
     assert claim.judge(_record("gan_vs_vae", {**trained, "fid_gan": 250.0}))[1] == FAILS
 
 
+def test_the_gan_claim_needs_every_seed_trained_and_better():
+    claim = _claim("gan_vs_vae")
+    per_seed = {"fid_gan": [90.0, 95.0, 100.0], "fid_vae": [230.0, 235.0, 240.0],
+                "precision_gan": [0.65, 0.7, 0.62], "min_digit_share_gan": [0.06, 0.07, 0.05],
+                "max_digit_share_gan": [0.14, 0.13, 0.15]}
+    measured, verdict = claim.judge(_record("gan_vs_vae", per_seed))
+    assert verdict == HOLDS and "90.0 / 95.0 / 100.0" in measured
+    # one seed's GAN below the precision target: the claim is not settled, and the page says on how many it trained
+    one_failed = {**per_seed, "precision_gan": [0.65, 0.41, 0.62]}
+    assert "trained on 2 of 3 seeds" in claim.judge(_record("gan_vs_vae", one_failed))[1]
+    # trained everywhere but worse on one seed: does not hold
+    assert claim.judge(_record("gan_vs_vae", {**per_seed, "fid_gan": [90.0, 250.0, 100.0]}))[1] == FAILS
+
+
 def test_the_page_prefers_the_reference_run_and_reports_a_broken_file(tmp_path):
     build, ref = tmp_path / "build", tmp_path / "ref"
     build.mkdir(), ref.mkdir()
-    (build / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0]}, [0])))
-    (ref / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [15.0, 17.0, 22.0]})))
+    (build / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [14.0, 16.0, 20.0],
+                                                                            "test_psnr_min_step": 1.5}, [0])))
+    (ref / "latent_size.json").write_text(json.dumps(_record("latent_size", {"test_psnr": [15.0, 17.0, 22.0],
+                                                                        "test_psnr_min_step": 1.2})))
     (build / "gmm_vae.json").write_text("{broken")
     page = findings_markdown(build, ref)
     row = next(line for line in page.splitlines() if "latent space grows" in line)

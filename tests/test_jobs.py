@@ -50,7 +50,8 @@ def test_chapter_jobs_are_picklable():
     from vaebook.chapters import latent_size, resolve
 
     jobs = latent_size.jobs(resolve("latent_size", "smoke"))
-    assert [j.name for j in jobs] == ["latent_size-d2", "latent_size-d4", "latent_size-d16"]
+    assert [j.name for j in jobs] == ["latent_size-d2", "latent_size-d4", "latent_size-d16", "latent_size-d2-seed1",
+                                      "latent_size-d4-seed1", "latent_size-d16-seed1"]
     assert [j.name for j in pickle.loads(pickle.dumps(jobs))] == [j.name for j in jobs]
 
 

@@ -61,13 +61,13 @@ class Claim:
         return measured, HOLDS if holds else FAILS
 
 
-def _increasing(values) -> bool:
-    return all(b is not None and a is not None and b > a for a, b in zip(values, values[1:]))
-
-
 def _latent_size(m):
-    psnr = m["test_psnr"]
-    return f"test PSNR {_fmt(psnr, 'dB')}", _increasing(psnr), ""
+    # test_psnr: per latent size, the mean over the seeds; test_psnr_min_step: the smallest PSNR step up over
+    # every seed and consecutive pair of sizes, so the claim holds only if the PSNR rose at every step on every seed
+    psnr, step = m["test_psnr"], m["test_psnr_min_step"]
+    if step is None:
+        return f"mean test PSNR {_fmt(psnr, 'dB')} over the seeds", None, "no step up in d was measured"
+    return (f"mean test PSNR {_fmt(psnr, 'dB')} over the seeds; smallest step up {step:+.2f} dB", step > 0, "")
 
 
 def _gk_recovery(m):
@@ -87,16 +87,26 @@ def _flows(m):
             all(g > 0 for g in gains), "")
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
 def _gan(m):
-    # trained: recognisable digits of every class (the FID comparison is the claim itself, so not a condition)
-    trained = (m["min_digit_share_gan"] is not None and m["min_digit_share_gan"] >= 0.05
-               and m["max_digit_share_gan"] <= 0.15 and m["precision_gan"] >= 0.6)
-    measured = (f"FID GAN {_fmt(m['fid_gan'])} vs VAE {_fmt(m['fid_vae'])}, GAN precision "
-                f"{_fmt(m['precision_gan'], digits=2)}, digit shares {m['min_digit_share_gan']:.0%}–"
-                f"{m['max_digit_share_gan']:.0%}")
-    if not trained:
-        return measured, None, "the GAN did not train (digit shares outside 5–15% or precision below 0.6)"
-    return measured, m["fid_gan"] < m["fid_vae"], ""
+    # trained on every seed: recognisable digits of every class (the FID comparison is the claim itself, so
+    # not a condition); the claim holds only if the GAN's FID is lower on every seed
+    low, high = _as_list(m["min_digit_share_gan"]), _as_list(m["max_digit_share_gan"])
+    precision = _as_list(m["precision_gan"])
+    fid_gan, fid_vae = _as_list(m["fid_gan"]), _as_list(m["fid_vae"])
+    values = low + high + precision + fid_gan + fid_vae
+    measured = (f"FID GAN {_fmt(fid_gan)} vs VAE {_fmt(fid_vae)}, GAN precision {_fmt(precision, digits=2)}, "
+                f"digit shares {_fmt(low, digits=2)} (rarest) to {_fmt(high, digits=2)} (commonest)")
+    if any(v is None for v in values):
+        return measured, None, "a score is missing"
+    trained = [lo >= 0.05 and hi <= 0.15 and p >= 0.6 for lo, hi, p in zip(low, high, precision)]
+    if not all(trained):
+        return measured, None, (f"the GAN trained on {sum(trained)} of {len(trained)} seeds (digit shares "
+                                f"5–15% and precision at least 0.6 needed on each)")
+    return measured, all(g < v for g, v in zip(fid_gan, fid_vae)), ""
 
 
 def _beta_drop(m):
@@ -116,7 +126,7 @@ def _gmm(m):
 
 CLAIMS: tuple[Claim, ...] = (
     Claim("latent size", "Reconstructions get better as the latent space grows from 2 to 4 to 16 dimensions.",
-          "latent_size", "Reading the results", ("test_psnr",), _latent_size),
+          "latent_size", "Across seeds", ("test_psnr", "test_psnr_min_step"), _latent_size),
     Claim("flow-VAE", "Levenberg–Marquardt on quantiles recovers a g-and-k's parameters (here: median "
           "absolute error below 0.05 for each at the largest sample size).", "gk_distribution",
           "How well are known parameters recovered?",

@@ -1,21 +1,26 @@
-"""Chapter "How big should the latent space be?": MLP VAEs with latent sizes 2, 4 and 16."""
+"""Chapter "How big should the latent space be?": MLP VAEs with latent sizes 2, 4 and 16, each trained with
+``seeds`` seeds so the comparison between sizes is drawn over several training runs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 
+import pandas as pd
 import torch
 
 from .. import data
-from ..config import TrainingParams, integer, integers, number
+from ..config import SeededParams, integer, integers, number
 from ..evaluate import latent_snapshot, reconstruction_tracker
 from ..jobs import Hooks, Job
 from ..models import VAE, VAEConfig
+from ..train import FitResult
+
+CHAPTER = "latent_size"
 
 
 @dataclass(frozen=True)
-class Params(TrainingParams):
+class Params(SeededParams):
     latent_sizes: tuple[int, ...] = integers((2, 4, 16), "latent sizes to compare, one model each")
     epochs: int = integer(12, "training epochs per model")
     batch_size: int = integer(128, "images per mini-batch")
@@ -28,9 +33,9 @@ class Params(TrainingParams):
 
 DEFAULT = Params()
 PROFILES = {
-    "smoke": replace(DEFAULT, epochs=1, train_subset=2000, test_subset=500, eval_subset=500),
+    "smoke": replace(DEFAULT, seeds=2, epochs=1, train_subset=2000, test_subset=500, eval_subset=500),
     "default": DEFAULT,
-    "full": replace(DEFAULT, epochs=50, eval_subset=None),
+    "full": replace(DEFAULT, epochs=50, eval_subset=None, seeds=3),
 }
 
 
@@ -55,31 +60,91 @@ def chapter_data(p: Params) -> ChapterData:
     return ChapterData(train, test, train_eval, gif_idx, recon_idx)
 
 
-def _training_data(p: Params):
-    d = chapter_data(p)
+def _training_data(p: Params, seed: int):
+    d = chapter_data(p.replicate(seed))
     return d.train.x, d.train.y
 
 
-def _hooks(p: Params, device: torch.device) -> Hooks:
-    d = chapter_data(p)
-    return Hooks(epoch_end=reconstruction_tracker({"train": d.train_eval.to(device), "test": d.test.x.to(device)}),
-                 snapshot=latent_snapshot(d.test.x[d.gif_idx].to(device), d.test.x[d.recon_idx].to(device)))
+def _hooks(p: Params, seed: int, device: torch.device) -> Hooks:
+    """Per-epoch scores and snapshots of the chapter's own seed (its curves, GIFs and grids). A replicate
+    (another seed) is scored once, after its last epoch, on the chapter's own test images only, which is all
+    the seeds table reads: the per-epoch scores cost about as much as the epoch itself."""
+    own = chapter_data(p)
+    if seed == p.seed:
+        return Hooks(epoch_end=reconstruction_tracker({"train": own.train_eval.to(device), "test": own.test.x.to(device)}),
+                     snapshot=latent_snapshot(own.test.x[own.gif_idx].to(device), own.test.x[own.recon_idx].to(device)))
+    final_scores = reconstruction_tracker({"test": own.test.x.to(device)})
+
+    def after_last_epoch(model, epoch):
+        return final_scores(model, epoch) if epoch == p.epochs else {}
+
+    return Hooks(epoch_end=after_last_epoch)
 
 
 def model_config(latent_size: int) -> VAEConfig:
     return VAEConfig(latent_size=latent_size, arch="mlp", hidden_size=400)
 
 
+def job_name(size: int, p: Params, seed: int) -> str:
+    """The chapter's own seed keeps the plain name (``latent_size-d2``); replicates add theirs."""
+    return f"{CHAPTER}-d{size}" + ("" if seed == p.seed else f"-seed{seed}")
+
+
 def jobs(run) -> list[Job]:
-    """One MLP VAE per latent size."""
+    """One MLP VAE per latent size for every seed of ``seed_values()``, the chapter's own seed first:
+    [d2, d4, d16 (seed), d2, d4, d16 (seed + 1), ...]."""
     p: Params = run.params
-    d = chapter_data(p)
-    return [Job(name=f"latent_size-d{size}", model=partial(VAE, model_config(size)),
-                data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                **p.job_settings(), chapter="latent_size",
-                extra_key={"tracker": "recon-v1", "eval": len(d.train_eval), "test": len(d.test)},
-                hooks=partial(_hooks, p))
-            for size in p.latent_sizes]
+    own = chapter_data(p)
+    out = []
+    for seed in p.seed_values():
+        key = {"tracker": "recon-v1", "eval": len(own.train_eval), "test": len(own.test)}
+        if seed != p.seed:   # scored once, on the own seed's test images (not part of the data's key)
+            key = {"tracker": "recon-test-final-v1", "test": len(own.test), "test_seed": p.seed}
+        out += [Job(name=job_name(size, p, seed), model=partial(VAE, model_config(size)),
+                    data=partial(_training_data, p, seed), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                    **p.replicate(seed).job_settings(), chapter=CHAPTER, extra_key=key,
+                    hooks=partial(_hooks, p, seed))
+                for size in p.latent_sizes]
+    return out
+
+
+def fits_by_seed(p: Params, fits: list[FitResult]) -> dict[int, dict[int, FitResult]]:
+    """``train_all(jobs(run))`` as {seed: {latent size: fit}}, seeds in ``seed_values()`` order."""
+    n = len(p.latent_sizes)
+    if len(fits) != n * p.seeds:
+        raise ValueError(f"expected one fit per latent size ({n}) for each of {p.seeds} seeds, i.e. {n * p.seeds} "
+                         f"fits, got {len(fits)}")
+    return {seed: dict(zip(p.latent_sizes, fits[i * n:(i + 1) * n])) for i, seed in enumerate(p.seed_values())}
+
+
+# history column (last epoch) -> column of the seeds table
+SCORES = {"test_psnr": "test PSNR (dB)", "test_ssim": "test SSIM", "test_neg_elbo": "test −ELBO (nats)"}
+PSNR = SCORES["test_psnr"]
+
+
+def seed_scores(p: Params, fits: dict[int, dict[int, FitResult]]) -> pd.DataFrame:
+    """One row per (seed, latent size): the last epoch's test PSNR, SSIM and negative ELBO from each fit's
+    history (all on the chapter's own test images)."""
+    rows = [{"seed": seed, "latent size": size, **{col: float(fit.history[h].iloc[-1]) for h, col in SCORES.items()}}
+            for seed, by_size in fits.items() for size, fit in by_size.items()]
+    return pd.DataFrame(rows).set_index(["seed", "latent size"])
+
+
+def psnr_steps(scores: pd.DataFrame) -> dict:
+    """The claim's evidence in a :func:`seed_scores` table: for each seed the PSNR gain of every step up in d
+    (sizes sorted), whether each gain is positive (``increasing``: {seed: bool}), on how many seeds they all
+    are (``n_increasing``), and the smallest gain over all seeds and steps (``min_step``, dB; NaN with one
+    latent size), with where it was (``min_at``: (seed, d, next d) or None)."""
+    steps, increasing = {}, {}
+    for seed, rows in scores[PSNR].groupby(level="seed", sort=False):
+        psnr = rows.droplevel("seed").sort_index()
+        sizes = list(psnr.index)
+        gains = {(seed, a, b): float(psnr[b] - psnr[a]) for a, b in zip(sizes, sizes[1:])}
+        steps.update(gains)
+        increasing[seed] = all(g > 0 for g in gains.values())
+    min_at = min(steps, key=steps.get) if steps else None
+    return {"steps": steps, "increasing": increasing, "n_increasing": sum(increasing.values()),
+            "min_step": steps[min_at] if steps else float("nan"), "min_at": min_at}
 
 
 def last_epoch_change(histories: dict, column: str = "test_neg_elbo") -> tuple[str, list]:
