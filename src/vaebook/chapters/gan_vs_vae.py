@@ -198,6 +198,28 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
 RECIPE_ABLATION = "gan_recipe.csv"   # written by bench/bench_gan_recipe.py into book/reference/
 
 
+def recipe_reading(ablation: pd.DataFrame) -> str:
+    """What the ablation table (:func:`recipe_ablation`: rows in order, columns "FID", "precision", "train s",
+    "last D loss", "last D acc") shows, as sentences: where the source recipe ended, which change lowered
+    the FID most and which cut the training time most (each against the row above), and where the last row
+    ended."""
+    if len(ablation) < 2:
+        raise ValueError(f"an ablation needs at least two rows, got {len(ablation)}")
+    src, last = ablation.iloc[0], ablation.iloc[-1]
+    fid_drop = ablation["FID"].shift(1) - ablation["FID"]          # positive: the row's change lowered the FID
+    speed_up = ablation["train s"].shift(1) / ablation["train s"]   # > 1: the row's change made training faster
+    best_fid, fastest = fid_drop.iloc[1:].idxmax(), speed_up.iloc[1:].idxmax()
+    at = ablation.index.get_loc
+    return (f"The source's recipe ended with FID {src['FID']:.1f}, precision {src['precision']:.2f} and its "
+            f"discriminator at loss {src['last D loss']:.2f} (mean accuracy {src['last D acc']:.0%}; at chance: "
+            f"1.39 and 50%). The change that lowered the FID most was \"{best_fid}\" "
+            f"({ablation['FID'].iloc[at(best_fid) - 1]:.1f} → {ablation.loc[best_fid, 'FID']:.1f}); the one that "
+            f"cut the training time most was \"{fastest}\" ({speed_up[fastest]:.1f}× faster). The last row "
+            f"reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
+            f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each row is one "
+            f"seed, so a difference of a few FID points between rows is within the spread between seeds.")
+
+
 def recipe_ablation() -> pd.DataFrame | None:
     """The committed GAN recipe ablation (``book/reference/gan_recipe.csv``), or None if not measured yet."""
     from ..report import REFERENCE_DIR
