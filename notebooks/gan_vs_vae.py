@@ -571,6 +571,7 @@ across_seeds = (f"Over the {run.seeds} seeds the GAN's FID ran from {gan_rows.FI
                 f"{gan_rows.precision.max():.2f}, its digit shares from {gan_rows['rarest digit'].min():.1%} "
                 f"to {gan_rows['commonest digit'].max():.1%}. The GAN met all three criteria on {n_met} of "
                 f"{run.seeds} seeds, the VAE passed its checks on {int(vae_rows['trained'].sum())}.")
+report.glue("across_seeds", across_seeds)
 table = seed_table.assign(trained=seed_table["trained"].map({True: "yes", False: "no"}))
 table.style.format({"FID": "{:.1f}", "precision": "{:.3f}", "recall": "{:.3f}",
                     "rarest digit": "{:.1%}", "commonest digit": "{:.1%}"})

@@ -118,3 +118,16 @@ def test_book_rejects_a_bad_override_before_starting_a_kernel(tmp_path):
 def test_parse_params_reads_yaml_numbers_without_a_dot():
     assert book.parse_params([["lr", "1e-3"], ["latent_sizes", "[2, 4]"], ["device", "cpu"]]) == \
         {"lr": 1e-3, "latent_sizes": [2, 4], "device": "cpu"}
+
+
+def test_seeded_params_list_replicate_and_name_the_seeds():
+    from vaebook.config import SeededParams
+
+    p = SeededParams(seed=7, seeds=3)
+    assert p.seed_values() == [7, 8, 9]
+    assert p.replicate(8).seed == 8 and p.replicate(8).seeds == 3 and p.seed == 7   # a copy, not a change
+    assert p.job_name("gan_vs_vae-gan", 7) == "gan_vs_vae-gan"                    # the own seed keeps its name
+    assert p.job_name("gan_vs_vae-gan", 9) == "gan_vs_vae-gan-seed9"
+    assert SeededParams(seeds=1).seed_values() == [0]
+    with pytest.raises(ParameterError, match="seeds must be an integer >= 1"):
+        SeededParams(seeds=0)

@@ -243,6 +243,11 @@ class SeededParams(TrainingParams):
         """These parameters with ``seed`` in place of the chapter's own (one replicate run)."""
         return dataclasses.replace(self, seed=seed)
 
+    def job_name(self, name: str, seed: int) -> str:
+        """A model's checkpoint name for ``seed``: the chapter's own seed keeps the plain ``name`` (so its
+        cached models keep their files), a replicate adds ``-seed{seed}``."""
+        return name if seed == self.seed else f"{name}-seed{seed}"
+
 
 # --- resolving a chapter's parameters -----------------------------------------------------------------
 

@@ -130,11 +130,6 @@ def vae_config(p: Params) -> VAEConfig:
     return VAEConfig(latent_size=p.latent_size, arch="conv", loss_reduction=p.vae_loss)
 
 
-def job_name(model: str, p: Params, seed: int) -> str:
-    """The chapter's own seed keeps the plain name (``gan_vs_vae-gan``); replicates add theirs."""
-    return f"{CHAPTER}-{model}" + ("" if seed == p.seed else f"-seed{seed}")
-
-
 def jobs(run) -> list[Job]:
     """The MNIST classifier (first: the others' hooks use it), then the conv VAE and the GAN for every seed
     of ``seed_values()``: [classifier, vae(seed), gan(seed), vae(seed + 1), gan(seed + 1), ...]."""
@@ -147,10 +142,10 @@ def jobs(run) -> list[Job]:
         common = dict(**p.replicate(seed).job_settings(), chapter=CHAPTER,
                       extra_key={**track_key, "reference_seed": p.seed} if seed != p.seed else track_key)
         gan = partial(GAN, width=p.gan_width, dropout=p.gan_dropout)
-        out += [Job(name=job_name("vae", p, seed), model=partial(VAE, vae_config(p)),
+        out += [Job(name=p.job_name(f"{CHAPTER}-vae", seed), model=partial(VAE, vae_config(p)),
                     data=partial(_training_images, p, seed, "vae"), epochs=p.vae_epochs, batch_size=p.vae_batch_size,
                     lr=p.vae_lr, hooks=partial(_hooks, p, seed, "vae"), **common),
-                Job(name=job_name("gan", p, seed), model=gan, data=partial(_training_images, p, seed, "gan"),
+                Job(name=p.job_name(f"{CHAPTER}-gan", seed), model=gan, data=partial(_training_images, p, seed, "gan"),
                     epochs=p.gan_epochs, batch_size=p.gan_batch_size, lr=p.gan_lr,
                     hooks=partial(_hooks, p, seed, "gan"), **common)]
     return out

@@ -85,11 +85,6 @@ def model_config(latent_size: int) -> VAEConfig:
     return VAEConfig(latent_size=latent_size, arch="mlp", hidden_size=400)
 
 
-def job_name(size: int, p: Params, seed: int) -> str:
-    """The chapter's own seed keeps the plain name (``latent_size-d2``); replicates add theirs."""
-    return f"{CHAPTER}-d{size}" + ("" if seed == p.seed else f"-seed{seed}")
-
-
 def jobs(run) -> list[Job]:
     """One MLP VAE per latent size for every seed of ``seed_values()``, the chapter's own seed first:
     [d2, d4, d16 (seed), d2, d4, d16 (seed + 1), ...]."""
@@ -100,7 +95,7 @@ def jobs(run) -> list[Job]:
         key = {"tracker": "recon-v1", "eval": len(own.train_eval), "test": len(own.test)}
         if seed != p.seed:   # scored once, on the own seed's test images (not part of the data's key)
             key = {"tracker": "recon-test-final-v1", "test": len(own.test), "test_seed": p.seed}
-        out += [Job(name=job_name(size, p, seed), model=partial(VAE, model_config(size)),
+        out += [Job(name=p.job_name(f"{CHAPTER}-d{size}", seed), model=partial(VAE, model_config(size)),
                     data=partial(_training_data, p, seed), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
                     **p.replicate(seed).job_settings(), chapter=CHAPTER, extra_key=key,
                     hooks=partial(_hooks, p, seed))
