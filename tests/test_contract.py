@@ -147,7 +147,7 @@ def vae_gan() -> Contract:
 def gan() -> Contract:
     from vaebook.gan import GAN
 
-    arguments = {"noise_size": 99, "dropout": 0.3, "betas": (0.9, 0.999)}
+    arguments = {"noise_size": 99, "dropout": 0.3, "betas": (0.9, 0.999), "width": 16}
     assert constructor_arguments(GAN) == set(arguments)
     return Contract(partial(GAN), gan_losses, {f"{k}={v!r}": partial(GAN, **{k: v}) for k, v in arguments.items()},
                     lr=2e-4)  # the GAN chapter's (and DCGAN's) learning rate
