@@ -299,10 +299,23 @@ def test_recipe_reading_names_the_changes_that_mattered():
                           "train s": [320.0, 120.0, 60.0, 80.0], "last D loss": [1.38, 1.29, 1.2, 1.22],
                           "last D acc": [0.54, 0.64, 0.71, 0.69]},
                          index=["1. source", "2. narrow", "3. no dropout", "4. lr"])
-    text = gan_vs_vae.recipe_reading(table)
+    text = gan_vs_vae.recipe_reading(table, 17.66)
     assert "ended with FID 270.0, precision 0.40 and its discriminator at loss 1.38 (mean accuracy 54%" in text
     assert 'lowered the FID most was "2. narrow" (270.0 → 180.0)' in text          # -90, against -5 and -15
     assert 'cut the training time most was "2. narrow" (2.7× faster)' in text      # 320/120 against 120/60 = 2.0
     assert "reached FID 160.0 and precision 0.44 in 0.25 of the source recipe's training time" in text
+    assert "FID spread over 17.7 points, so a smaller difference" in text
     with pytest.raises(ValueError, match="at least two rows"):
-        gan_vs_vae.recipe_reading(table.iloc[:1])
+        gan_vs_vae.recipe_reading(table.iloc[:1], 10.0)
+
+
+def test_recipe_table_is_one_column_per_row_with_formatted_scores():
+    import pandas as pd
+
+    table = pd.DataFrame({"G params": [1164289, 192769], "steps": [1536, 1876], "FID": [274.83, 159.09],
+                          "last D acc": [0.5368, 0.688]}, index=["1. source recipe", "5. learning rate 5e-4"])
+    shown = gan_vs_vae.recipe_table(table)
+    assert list(shown.columns) == ["1", "5"]
+    assert shown.loc["change"].tolist() == ["source recipe", "learning rate 5e-4"]
+    assert shown.loc["G params"].tolist() == ["1,164,289", "192,769"]
+    assert shown.loc["FID"].tolist() == ["274.8", "159.1"] and shown.loc["last D acc"].tolist() == ["54%", "69%"]

@@ -193,11 +193,12 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
 RECIPE_ABLATION = "gan_recipe.csv"   # written by bench/bench_gan_recipe.py into book/reference/
 
 
-def recipe_reading(ablation: pd.DataFrame) -> str:
+def recipe_reading(ablation: pd.DataFrame, seed_fid_range: float) -> str:
     """What the ablation table (:func:`recipe_ablation`: rows in order, columns "FID", "precision", "train s",
     "last D loss", "last D acc") shows, as sentences: where the source recipe ended, which change lowered
     the FID most and which cut the training time most (each against the row above), and where the last row
-    ended."""
+    ended; ``seed_fid_range`` (the spread of the chapter's GAN FID over its seeds) says how large a difference
+    between two one-seed rows has to be to mean anything."""
     if len(ablation) < 2:
         raise ValueError(f"an ablation needs at least two rows, got {len(ablation)}")
     src, last = ablation.iloc[0], ablation.iloc[-1]
@@ -212,7 +213,22 @@ def recipe_reading(ablation: pd.DataFrame) -> str:
             f"cut the training time most was \"{fastest}\" ({speed_up[fastest]:.1f}× faster). The last row "
             f"reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
             f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each row is one "
-            f"seed, so a difference of a few FID points between rows is within the spread between seeds.")
+            f"seed: across this page's seeds the default GAN's FID spread over {seed_fid_range:.1f} points, so "
+            f"a smaller difference between two rows is not evidence of an effect.")
+
+
+RECIPE_FORMATS = {"G params": "{:,.0f}", "steps": "{:,.0f}", "train s": "{:.0f}", "FID": "{:.1f}",
+                  "precision": "{:.3f}", "recall": "{:.3f}", "rarest digit": "{:.1%}", "commonest digit": "{:.1%}",
+                  "last D loss": "{:.2f}", "last D acc": "{:.0%}"}
+
+
+def recipe_table(ablation: pd.DataFrame) -> pd.DataFrame:
+    """The ablation as text for the page, one column per row of the ablation (so it fits the column): the
+    columns are the row numbers, the first line names each row's change, the rest are formatted scores."""
+    numbers = [str(name).split(".", 1)[0] for name in ablation.index]
+    changes = [str(name).split(". ", 1)[-1] for name in ablation.index]
+    body = {col: [fmt.format(v) for v in ablation[col]] for col, fmt in RECIPE_FORMATS.items() if col in ablation}
+    return pd.DataFrame({"change": changes, **body}, index=numbers).T
 
 
 def recipe_ablation() -> pd.DataFrame | None:
