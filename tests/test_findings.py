@@ -36,7 +36,9 @@ def test_a_comparison_needs_three_seeds():
 def test_missing_metrics_and_runs_are_untested_not_guessed():
     claim = _claim("flow_vae")
     assert claim.judge(None)[1] == f"{UNTESTED}: not run"
-    assert "did not measure nll_best_flow" in claim.judge(_record("flow_vae", {"nll_vae": 90.0}))[1]
+    # a results file from before the seeds: its one-seed NLLs do not settle the claim
+    old = _record("flow_vae", {"nll_vae": 90.0, "nll_best_flow": 89.0})
+    assert claim.judge(old) == ("not measured", f"{UNTESTED}: the run did not measure nll_vae_seeds, nll_planar_seeds")
 
 
 def test_the_gan_claim_is_untested_while_the_gan_has_not_trained():
@@ -78,3 +80,25 @@ def test_the_page_prefers_the_reference_run_and_reports_a_broken_file(tmp_path):
     gmm = next(line for line in page.splitlines() if "1, 4 and 8" in line)
     assert "unreadable results file" in gmm and "results file unreadable (this build)" in gmm
     assert page.count("\n|") == len(CLAIMS) + 2  # header, rule, one row per claim: no stray pipes
+
+
+def test_the_flow_claim_needs_the_planar_flow_better_on_every_seed():
+    claim = _claim("flow_vae")
+    assert claim.section == "Across seeds" and claim.per_seed
+    per_seed = {"nll_vae_seeds": [98.31, 98.5, 98.2], "nll_planar_seeds": [97.33, 97.9, 98.0]}
+    measured, verdict = claim.judge(_record("flow_vae", per_seed))
+    assert verdict == HOLDS
+    assert measured == "test NLL per seed: plain VAE 98.31 / 98.50 / 98.20 nats, planar flow 97.33 / 97.90 / 98.00 nats"
+    # better on two seeds, worse (or equal) on one: does not hold
+    assert claim.judge(_record("flow_vae", {**per_seed, "nll_planar_seeds": [97.33, 98.6, 98.0]}))[1] == FAILS
+    assert claim.judge(_record("flow_vae", {**per_seed, "nll_planar_seeds": [97.33, 98.5, 98.0]}))[1] == FAILS
+    # two seeds: measured, not settled
+    measured, verdict = claim.judge(_record("flow_vae", per_seed, seeds=[0, 1]))
+    assert "97.33" in measured and verdict == f"{UNTESTED}: 2 seeds (a verdict needs 3)"
+    # no planar model (planar_ks empty): untested, and the page says why
+    measured, verdict = claim.judge(_record("flow_vae", {"nll_vae_seeds": [98.31], "nll_planar_seeds": []}))
+    assert measured == "test NLL per seed: plain VAE 98.31 nats, planar flow none"
+    assert verdict == f"{UNTESTED}: no planar model was compared with the VAE across seeds"
+    # a missing value on one seed is not read as a win or a loss
+    missing = {**per_seed, "nll_planar_seeds": [97.33, None, 98.0]}
+    assert claim.judge(_record("flow_vae", missing))[1] == f"{UNTESTED}: an NLL is missing on some seed"

@@ -270,7 +270,7 @@ def test_published_numbers_are_labelled_as_in_the_papers():
 
 def test_chapter_jobs_keep_the_checkpoint_names_and_labels():
     run = resolve("flow_vae", "smoke")
-    jobs = chapter.jobs(run)
+    jobs = chapter.jobs(run)[:7]   # the own seed's; the replicates follow (next test)
     # the names the chapter's checkpoints had before its models became jobs (cache compatibility)
     assert [j.name for j in jobs] == ["flow_vae-VAE", "flow_vae-planarK4", "flow_vae-radialK4",
                                       "flow_vae-planar+radialK4", "flow_vae-g-and-k+planarK2",
@@ -278,6 +278,7 @@ def test_chapter_jobs_keep_the_checkpoint_names_and_labels():
     assert chapter.labels(run) == ["VAE", "planar K=4", "radial K=4", "planar+radial K=4", "g-and-k+planar K=2",
                                    "g-and-k prior", "VAE-GAN"]
     assert [j.binarize for j in jobs] == [True] * 6 + [False]
+    assert {j.seed for j in jobs} == {0}
     vaegan = jobs[-1].model()
     assert isinstance(vaegan, VAEGAN) and vaegan.adv_weight == 2.0
     assert jobs[1].model().flow_config == FlowVAEConfig(20, 400, flow="planar", n_flows=4)
@@ -396,3 +397,96 @@ def test_metric_names_of_the_model_labels():
     assert [chapter.metric_name(m) for m in ["VAE", "planar K=16", "planar+radial K=8", "g-and-k+planar K=4",
                                              "g-and-k prior", "VAE-GAN"]] == \
         ["vae", "planar_k16", "planar_radial_k8", "gk_planar_k4", "gk_prior", "vae_gan"]
+
+
+# --- the headline comparison across seeds ---------------------------------------------------------------
+
+def test_seeds_per_profile():
+    assert [chapter.PROFILES[k].seeds for k in ("smoke", "default", "full")] == [2, 3, 3]
+    assert chapter.PROFILES["full"].epochs == 100 and chapter.PROFILES["full"].iwae_k == 1000
+
+
+def test_only_the_vae_and_the_largest_planar_model_are_replicated():
+    run = resolve("flow_vae", "smoke")
+    jobs = chapter.jobs(run)
+    assert [(j.name, j.seed) for j in jobs] == [
+        ("flow_vae-VAE", 0), ("flow_vae-planarK4", 0), ("flow_vae-radialK4", 0), ("flow_vae-planar+radialK4", 0),
+        ("flow_vae-g-and-k+planarK2", 0), ("flow_vae-g-and-kprior", 0), ("flow_vae-vaegan", 0),
+        ("flow_vae-VAE-seed1", 1), ("flow_vae-planarK4-seed1", 1)]
+    vae1, planar1 = jobs[-2:]
+    assert vae1.binarize and planar1.binarize
+    assert vae1.model().flow_config == FlowVAEConfig(20, 400)
+    assert planar1.model().flow_config == FlowVAEConfig(20, 400, flow="planar", n_flows=4)
+    assert (vae1.epochs, vae1.batch_size, vae1.lr, vae1.threads) == (jobs[0].epochs, jobs[0].batch_size,
+                                                                     jobs[0].lr, jobs[0].threads)
+    # a replicate trains on its own seed's draw of the 1,000 training images
+    x1, y1 = vae1.data()
+    rep = chapter.chapter_data(run.params.replicate(1)).train
+    assert torch.equal(x1, rep.x) and torch.equal(y1, rep.y)
+    assert not torch.equal(x1, jobs[0].data()[0])
+    # default: the largest K of planar_ks, whatever its position, for seeds 1 and 2
+    default = resolve("flow_vae", "default", {"planar_ks": [16, 2], "seed": 5})
+    names = [(j.name, j.seed) for j in chapter.jobs(default)][8:]
+    assert names == [("flow_vae-VAE-seed6", 6), ("flow_vae-planarK16-seed6", 6),
+                     ("flow_vae-VAE-seed7", 7), ("flow_vae-planarK16-seed7", 7)]
+    assert chapter.replicated_models(default.params) == ["VAE", "planar K=16"]
+    # no planar model: nothing is replicated
+    bare = resolve("flow_vae", "default", {"planar_ks": []})
+    assert [j.seed for j in chapter.jobs(bare)] == [0] * 6   # VAE, radial, combined, g-and-k, prior, VAE-GAN
+    assert chapter.replicated_models(bare.params) == ["VAE"] and chapter.replicate_seeds(bare.params) == []
+
+
+def test_split_fits_by_seed():
+    run = resolve("flow_vae", "default")
+    fits = [f"fit{i}" for i in range(12)]    # stand-ins, in the order of jobs()
+    results, by_seed = chapter.split_fits(run.params, fits)
+    assert list(results) == chapter.labels(run) and list(results.values()) == fits[:8]
+    assert by_seed == {0: {"VAE": "fit0", "planar K=16": "fit2"}, 1: {"VAE": "fit8", "planar K=16": "fit9"},
+                       2: {"VAE": "fit10", "planar K=16": "fit11"}}
+    with pytest.raises(ValueError, match="i.e. 12 fits, got 11"):
+        chapter.split_fits(run.params, fits[:11])
+    with pytest.raises(ValueError, match="got 13"):   # the classifier left in
+        chapter.split_fits(run.params, fits + ["classifier"])
+    bare = resolve("flow_vae", "smoke", {"planar_ks": []})
+    results, by_seed = chapter.split_fits(bare.params, fits[:6])
+    assert by_seed == {0: {"VAE": "fit0"}}
+
+
+def test_seed_gains_known_answers():
+    bounds = {0: {"VAE": torch.tensor([-90.0, -92.0, -91.0, -93.0]),
+                  "planar K=4": torch.tensor([-89.0, -91.0, -91.0, -92.0])},
+              3: {"VAE": torch.tensor([-95.0, -97.0]), "planar K=4": torch.tensor([-96.0, -96.5])}}
+    table = chapter.seed_gains(bounds, "VAE", "planar K=4")
+    assert list(table.index) == [0, 3] and table.index.name == "seed"
+    assert list(table.columns) == ["VAE", "planar K=4", "gain", "± s.e."]
+    # seed 0: NLL 91.5 and 90.75; differences 1, 1, 0, 1 (mean 0.75, sd 0.5): s.e. 0.25
+    # seed 3: NLL 96 and 96.25; differences -1, 0.5 (mean -0.25, sd 1.5 / sqrt 2): s.e. 0.75
+    np.testing.assert_allclose(table["VAE"], [91.5, 96.0])
+    np.testing.assert_allclose(table["planar K=4"], [90.75, 96.25])
+    np.testing.assert_allclose(table["gain"], [0.75, -0.25])
+    np.testing.assert_allclose(table["± s.e."], [0.25, 0.75])
+    only = chapter.seed_gains(bounds, "VAE")
+    assert list(only.columns) == ["VAE"]
+
+
+def test_seed_bounds_score_every_seed_like_the_results_table():
+    run = resolve("flow_vae", "smoke", {"iwae_subset": 20, "iwae_k": 4})
+    p = run.params
+    d = chapter.chapter_data(p)
+    torch.manual_seed(0)
+    models = [FlowVAE(FlowVAEConfig(latent_size=3, hidden_size=16, flow=f, n_flows=2)) for f in ("none", "planar")]
+    fit = lambda m: type("Fit", (), {"model": m})()   # noqa: E731
+    by_seed = {0: {"VAE": fit(models[0]), "planar K=4": fit(models[1])}, 1: {"VAE": fit(models[1])}}
+    bounds = chapter.seed_bounds(p, by_seed)
+    assert [list(b) for b in bounds.values()] == [["VAE", "planar K=4"], ["VAE"]]
+    # the own seed's number is the results table's: evaluate_model as evaluate_models calls it
+    ev = evaluate_model(models[0], nll_images=d.test_bin[d.iwae_idx], code_images=d.test_bin[:300],
+                        labels=d.test.y[:300], quality=_fake_quality, n_samples=10, iwae_k=p.iwae_k, seed=p.seed)
+    torch.testing.assert_close(bounds[0]["VAE"], ev.log_px)
+    assert chapter.seed_gains(bounds)["VAE"].iloc[0] == pytest.approx(ev.row["test NLL (IWAE)"])
+    # every seed is scored on the same images with the same importance-sampling noise
+    torch.testing.assert_close(bounds[1]["VAE"], bounds[0]["planar K=4"])
+    # the own seed's known bounds are reused, a replicate's never
+    known = {"VAE": torch.full((20,), -1.0)}
+    again = chapter.seed_bounds(p, by_seed, known)
+    assert torch.equal(again[0]["VAE"], known["VAE"]) and torch.equal(again[1]["VAE"], bounds[1]["VAE"])

@@ -77,14 +77,16 @@ def _gk_recovery(m):
 
 
 def _flows(m):
-    vae, flow = m["nll_vae"], m["nll_best_flow"]
-    vae = vae if isinstance(vae, list) else [vae]
-    flow = flow if isinstance(flow, list) else [flow]
-    gains = [a - b for a, b in zip(vae, flow) if a is not None and b is not None]
-    if not gains:
-        return "no NLL", None, "no likelihood was estimated"
-    return (f"NLL plain VAE {_fmt(vae, 'nats')}, best flow {_fmt(flow, 'nats')}",
-            all(g > 0 for g in gains), "")
+    # per seed: the test NLL of the plain VAE and of the planar model with the most layers (trained with every
+    # seed, scored on the same test images); the claim holds only if the planar model's is lower on every seed
+    vae, planar = _as_list(m["nll_vae_seeds"]), _as_list(m["nll_planar_seeds"])
+    shown = [_fmt(v, "nats", 2) if v else "none" for v in (vae, planar)]
+    measured = f"test NLL per seed: plain VAE {shown[0]}, planar flow {shown[1]}"
+    if not vae or not planar:
+        return measured, None, "no planar model was compared with the VAE across seeds"
+    if len(vae) != len(planar) or any(v is None for v in vae + planar):
+        return measured, None, "an NLL is missing on some seed"
+    return measured, all(p < v for v, p in zip(vae, planar)), ""
 
 
 def _as_list(value) -> list:
@@ -137,7 +139,7 @@ CLAIMS: tuple[Claim, ...] = (
           ("lm_median_abs_err_a", "lm_median_abs_err_b", "lm_median_abs_err_g", "lm_median_abs_err_k"),
           _gk_recovery, per_seed=False),  # a simulation study: its own seeds are the samples
     Claim("flow-VAE", "Normalizing flows in the posterior improve the VAE's test likelihood.", "flow_vae",
-          "Reading the results", ("nll_vae", "nll_best_flow"), _flows),
+          "Across seeds", ("nll_vae_seeds", "nll_planar_seeds"), _flows),
     Claim("GAN vs VAE", "The GAN draws better digits than the VAE (lower FID).", "gan_vs_vae", "Across seeds",
           ("fid_gan", "fid_vae", "precision_gan", "min_digit_share_gan", "max_digit_share_gan"), _gan),
     Claim("β-VAE", "Reconstruction quality drops from d = 15 to d = 20 (source: 20.77 → 18.88 dB PSNR).",

@@ -1,21 +1,23 @@
 """Chapter "Normalizing flows in the VAE": flow-VAEs (planar, radial, combined, g-and-k), a g-and-k prior
-and a VAE-GAN on dynamically binarised MNIST; IWAE likelihoods, sample quality, ex-post priors."""
+and a VAE-GAN on dynamically binarised MNIST; IWAE likelihoods, sample quality, ex-post priors. The headline
+comparison (the plain VAE against the planar model with the most layers) is also trained with ``seeds - 1``
+replicate seeds, so it is judged over several training runs; every other model is trained once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 import torch
 
 from .. import data
 from ..classifier import MNISTClassifier, classifier_job
-from ..config import TrainingParams, ParameterError, choice, custom, integer, number
+from ..config import ParameterError, SeededParams, choice, custom, integer, number
 from ..classifier import classifier_features
 from ..flow_vae import (VAEGAN, ExPostFit, FlowVAE, FlowVAEConfig, ModelEvaluation, evaluate_model,
-                        ex_post_comparison, ex_post_fit, fid_draws, fixed_binarization)
+                        ex_post_comparison, ex_post_fit, fid_draws, fixed_binarization, iwae_bound, paired_gain)
 from ..quality import frechet_distance
 from ..jobs import Job, train_all
 from ..quality import gaussian_blur, sample_quality
@@ -40,7 +42,7 @@ def _layers(default: int, help: str) -> Any:
 
 
 @dataclass(frozen=True)
-class Params(TrainingParams):
+class Params(SeededParams):
     latent_size: int = integer(20, "latent dimensions of every model")
     hidden_size: int = integer(400, "width of the encoder's and decoder's hidden layer")
     epochs: int = integer(7, "training epochs per model")
@@ -69,13 +71,20 @@ class Params(TrainingParams):
 
 DEFAULT = Params()
 PROFILES = {
-    "smoke": replace(DEFAULT, epochs=1, planar_ks=(4,), radial_k=4, combined_k=4, gk_k=2, iwae_k=10,
+    "smoke": replace(DEFAULT, seeds=2, epochs=1, planar_ks=(4,), radial_k=4, combined_k=4, gk_k=2, iwae_k=10,
                      iwae_subset=50, n_samples=300, ex_post_codes=1000, classifier_epochs=1,
                      classifier_subset=5000, train_subset=1000),
     "default": DEFAULT,
-    "full": replace(DEFAULT, latent_size=40, epochs=300, batch_size=100, planar_ks=(10, 20, 40, 80),
-                    radial_k=40, combined_k=40, gk_k=8, iwae_k=5000, iwae_subset=None, n_samples=10000,
-                    ex_post_codes=None, classifier_epochs=10),
+    # The default's eight models, trained into the regime the realistic anchor is for (a one-layer MLP VAE
+    # reaches about 86-89 nats with dynamic binarisation after 100-300 epochs; planar flows gain 0.5-2),
+    # with a likelihood estimate whose own noise is small (k = 1,000 on 2,000 test images). Cost, from the
+    # default run's measured seconds per epoch with one thread per model (3.7-17.9 s, 55.6 s for all eight):
+    # about 93 core-minutes of training, plus about 38 for the two replicate seeds of the VAE and planar K=16
+    # (3.7 and 7.6 s per epoch), so about 65 minutes on 2 cores plus about 10 of scoring; on a GPU a few
+    # minutes. (Rezende & Mohamed's own setting, d = 40, K up to 80, 5,000 importance samples on every
+    # test image and hundreds of thousands of updates, is not a profile: nobody here can run it.)
+    "full": replace(DEFAULT, epochs=100, iwae_k=1000, iwae_subset=2000, n_samples=10000, ex_post_codes=None,
+                    classifier_epochs=10),
 }
 
 
@@ -120,28 +129,79 @@ def flow_models(p: Params) -> list[str]:
     return [label for label, cfg in model_configs(p).items() if cfg.flow != "none"]
 
 
+def _labels(p: Params) -> list[str]:
+    return list(model_configs(p)) + (["VAE-GAN"] if p.vaegan else [])
+
+
 def labels(run) -> list[str]:
-    """The label of each job of :func:`jobs`, in the same order."""
-    return list(model_configs(run.params)) + (["VAE-GAN"] if run.params.vaegan else [])
+    """The label of each of the chapter's own-seed jobs (the first ones of :func:`jobs`), in the same order."""
+    return _labels(run.params)
 
 
-def _training_data(p: Params):
-    d = chapter_data(p)
-    return d.train.x, d.train.y
+def replicated_models(p: Params) -> list[str]:
+    """The models of the headline comparison, trained on every seed of ``seed_values()``: the plain VAE and
+    the planar model with the largest K; just ["VAE"] when ``planar_ks`` is empty (then nothing is
+    replicated, see :func:`replicate_seeds`)."""
+    return ["VAE"] + ([f"planar K={max(p.planar_ks)}"] if p.planar_ks else [])
+
+
+def replicate_seeds(p: Params) -> list[int]:
+    """The seeds besides the chapter's own that :func:`replicated_models` are also trained with: the rest of
+    ``seed_values()``, or none without a planar model (a replicate of the VAE alone compares nothing)."""
+    return p.seed_values()[1:] if p.planar_ks else []
+
+
+def _job_name(label: str) -> str:
+    return "flow_vae-" + label.replace(" ", "").replace("=", "")
+
+
+def _training_data(p: Params, seed: int | None = None):
+    """The training images of ``seed``'s run (default: the chapter's own): for a replicate, the same
+    selection as ``chapter_data(p.replicate(seed)).train`` without building the rest of its data."""
+    if seed is None or seed == p.seed:
+        d = chapter_data(p)
+        return d.train.x, d.train.y
+    return data.training_tensors(subset=p.train_subset, seed=seed)
 
 
 def jobs(run) -> list[Job]:
     """Every flow-VAE (dynamically binarised: ``binarize=True``) and the VAE-GAN, which binarises its
-    likelihood terms itself and shows its discriminator grey-level images."""
+    likelihood terms itself and shows its discriminator grey-level images, with the chapter's own seed (in
+    the order of :func:`labels`); then, for each of :func:`replicate_seeds`, the plain VAE and the planar
+    model with the largest K (:func:`replicated_models`), named ``...-seed{s}``."""
     p: Params = run.params
     common = dict(data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
                   **p.job_settings(), chapter="flow_vae")
-    out = [Job(name="flow_vae-" + label.replace(" ", "").replace("=", ""), model=partial(FlowVAE, cfg),
-               binarize=True, **common) for label, cfg in model_configs(p).items()]
+    configs = model_configs(p)
+    out = [Job(name=_job_name(label), model=partial(FlowVAE, cfg), binarize=True, **common)
+           for label, cfg in configs.items()]
     if p.vaegan:
         vaegan = partial(VAEGAN, FlowVAEConfig(p.latent_size, p.hidden_size), adv_weight=p.adv_weight)
         out.append(Job(name="flow_vae-vaegan", model=vaegan, binarize=False, **common))
+    for seed in replicate_seeds(p):
+        out += [Job(name=p.job_name(_job_name(label), seed), model=partial(FlowVAE, configs[label]), binarize=True,
+                    data=partial(_training_data, p, seed), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                    **p.replicate(seed).job_settings(), chapter="flow_vae")
+                for label in replicated_models(p)]
     return out
+
+
+def split_fits(p: Params, fits: Sequence[FitResult]
+               ) -> tuple[dict[str, FitResult], dict[int, dict[str, FitResult]]]:
+    """``train_all(jobs(run))`` (without the classifier) as (the own seed's results by label, as
+    :func:`labels`; {seed: {label: fit}} of :func:`replicated_models` for the own seed and every
+    :func:`replicate_seeds`, the own seed first)."""
+    own, reps, extra = _labels(p), replicated_models(p), replicate_seeds(p)
+    expected = len(own) + len(reps) * len(extra)
+    if len(fits) != expected:
+        raise ValueError(f"expected {len(own)} own-seed models ({', '.join(own)}) and {len(reps)} for each of "
+                         f"{len(extra)} replicate seeds, i.e. {expected} fits, got {len(fits)}")
+    results = dict(zip(own, fits[:len(own)]))
+    by_seed = {p.seed: {label: results[label] for label in reps}}
+    for i, seed in enumerate(extra):
+        start = len(own) + i * len(reps)
+        by_seed[seed] = dict(zip(reps, fits[start:start + len(reps)]))
+    return results, by_seed
 
 
 def classifier_job_of(p: Params) -> Job:
@@ -150,11 +210,13 @@ def classifier_job_of(p: Params) -> Job:
                                   precision=p.precision), chapter="flow_vae")
 
 
-def train(run) -> tuple[dict[str, FitResult], MNISTClassifier]:
-    """Train (or load) every model of :func:`jobs` and the classifier, side by side; the models' results by
-    label (:func:`labels`) and the classifier in eval mode."""
+def train(run) -> tuple[dict[str, FitResult], dict[int, dict[str, FitResult]], MNISTClassifier]:
+    """Train (or load) every model of :func:`jobs` and the classifier, side by side: the own seed's results
+    by label (:func:`labels`), the headline comparison's fits by seed (:func:`split_fits`) and the
+    classifier (one, the own seed's) in eval mode."""
     *fits, clf = train_all(jobs(run) + [classifier_job_of(run.params)])
-    return dict(zip(labels(run), fits)), clf.model.eval()
+    results, by_seed = split_fits(run.params, fits)
+    return results, by_seed, clf.model.eval()
 
 
 def evaluate_models(run, results: Mapping[str, FitResult], classifier: MNISTClassifier
@@ -180,6 +242,44 @@ def evaluate_models(run, results: Mapping[str, FitResult], classifier: MNISTClas
     table = pd.DataFrame(rows).T
     table.index.name = "model"
     return table, evals
+
+
+def seed_bounds(p: Params, by_seed: Mapping[int, Mapping[str, FitResult]],
+                known: Mapping[str, torch.Tensor] | None = None) -> dict[int, dict[str, torch.Tensor]]:
+    """Per-image IWAE bound (log p(x), nats) of every model of ``by_seed`` (:func:`split_fits`), computed as
+    :func:`evaluate_models` computes the results table's NLL: :func:`vaebook.flow_vae.iwae_bound` with
+    ``iwae_k`` samples on the chapter's own scored test images (``test_bin[iwae_idx]``), noise seeded with the
+    chapter's own ``seed``, for every training seed: the rows differ only by how the model was trained.
+    ``known``: the own seed's bounds by label (``evals[label].log_px``), used instead of recomputing them."""
+    d = chapter_data(p)
+    images = d.test_bin[d.iwae_idx]
+    known = known or {}
+    return {seed: {label: (known[label] if seed == p.seed and label in known
+                           else iwae_bound(fit.model, images, p.iwae_k, seed=p.seed).log_px)
+                   for label, fit in fits.items()}
+            for seed, fits in by_seed.items()}
+
+
+def seed_gains(bounds: Mapping[int, Mapping[str, torch.Tensor]], baseline: str = "VAE",
+               model: str | None = None) -> pd.DataFrame:
+    """The headline comparison per seed, from :func:`seed_bounds`: one row per seed with the test NLL of
+    ``baseline`` and of ``model`` (−mean log p(x), nats), ``gain`` (baseline NLL − model NLL: positive
+    favours the model) and ``± s.e.``, the gain's paired standard error over the scored test images
+    (:func:`vaebook.flow_vae.paired_gain`: the importance-sampling estimate's own noise and the choice of
+    images, not training noise). Without ``model``, only the baseline's column."""
+    rows = {}
+    for seed, by_label in bounds.items():
+        base = torch.as_tensor(by_label[baseline]).double()
+        row = {baseline: -base.mean().item()}
+        if model is not None:
+            other = torch.as_tensor(by_label[model]).double()
+            row[model] = -other.mean().item()
+            row["gain"] = row[baseline] - row[model]
+            row["± s.e."] = paired_gain(base, other)[1]
+        rows[seed] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "seed"
+    return table
 
 
 FID_DRAWS = 5
