@@ -78,9 +78,16 @@ def test_the_grid_is_built_once_with_resolved_values_and_labels():
 
 def test_jobs_keep_the_names_and_training_settings_of_the_grid():
     run = chapters.resolve("beta_vae", "smoke")
+    assert run.seeds == 2 and chapters.resolve("beta_vae", "default").seeds == 3
+    assert chapters.resolve("beta_vae", "full").seeds == 3
     jobs = chapter.jobs(run)
+    # the own seed's grid first, names as before the seeds (so its cached models still load), then the
+    # source-β models of the further seed, one per latent size
     assert [j.name for j in jobs] == ["beta_vae-d5-beta0.1568", "beta_vae-d5-beta1.0000",
-                                      "beta_vae-d20-beta0.0392", "beta_vae-d20-beta1.0000"]
+                                      "beta_vae-d20-beta0.0392", "beta_vae-d20-beta1.0000",
+                                      "beta_vae-d5-beta0.1568-seed1", "beta_vae-d20-beta0.0392-seed1"]
+    assert [j.seed for j in jobs] == [0, 0, 0, 0, 1, 1]
+    assert len(jobs) == chapter.n_models(run.params) == 6
     model = jobs[2].model()
     assert model.config == VAEConfig(latent_size=20, arch="conv", beta=784 * 0.001 / 20)
     # 1,000 training images drawn, 20% of them held out for validation
@@ -88,6 +95,120 @@ def test_jobs_keep_the_names_and_training_settings_of_the_grid():
     x, y = jobs[0].data()
     assert len(x) == len(y) == 800
     assert (jobs[0].epochs, jobs[0].batch_size, jobs[0].lr, jobs[0].seed) == (1, 32, 1e-3, 0)
+    assert all(j.hooks is not None for j in jobs[:4])
+    # a replicate: the same model and training settings at the source's β, its own seed's draw of the
+    # training images, no per-epoch hooks
+    rep = jobs[5]
+    assert rep.model().config == model.config
+    assert (rep.epochs, rep.batch_size, rep.lr, rep.threads, rep.precision) == (1, 32, 1e-3, 1, "auto")
+    assert rep.hooks is None and rep.extra_key != jobs[2].extra_key
+    rx, ry = rep.data()
+    assert len(rx) == 800 and not torch.equal(rx, x)
+    own_draw = chapter.chapter_data(replace(run.params, seed=1)).train.x
+    assert torch.equal(rx, own_draw)
+
+
+def test_replicates_only_at_the_source_beta():
+    run = chapters.resolve("beta_vae", "smoke", {"latent_sizes": [5, 10, 20], "seeds": 3})
+    jobs = chapter.jobs(run)
+    grid, reps = jobs[:6], jobs[6:]
+    assert [(j.name, j.seed) for j in reps] == [(f"beta_vae-d{d}-beta{784 * 0.001 / d:.4f}-seed{s}", s)
+                                                for s in (1, 2) for d in (5, 10, 20)]
+    assert all(j.model().config.beta == pytest.approx(bv.source_effective_beta(j.model().config.latent_size))
+               for j in reps)
+    assert [j.seed for j in grid] == [0] * 6
+    # no source β in the grid: nothing is replicated, and the seeds are not trained at all
+    no_source = chapters.resolve("beta_vae", "smoke", {"betas": [1.0, 2.0]})
+    assert [j.name for j in chapter.jobs(no_source)] == ["beta_vae-d5-beta1.0000", "beta_vae-d5-beta2.0000",
+                                                         "beta_vae-d20-beta1.0000", "beta_vae-d20-beta2.0000"]
+    assert chapter.n_models(no_source.params) == 4
+    assert chapter.n_models(chapters.resolve("beta_vae", "default").params) == 8 + 4 * 2
+    assert chapter.n_models(chapter.PROFILES["full"]) == 16 + 4 * 2
+
+
+def test_split_fits_by_hand_and_its_error():
+    p = chapter.PROFILES["smoke"]                  # d 5, 20; β source, 1; seeds 0, 1
+    fits = ["g5s", "g5b1", "g20s", "g20b1", "r5", "r20"]
+    own, by_seed = chapter.split_fits(p, fits)
+    assert own == {bv.Setting.of(5, "source"): "g5s", bv.Setting.of(5, 1.0): "g5b1",
+                   bv.Setting.of(20, "source"): "g20s", bv.Setting.of(20, 1.0): "g20b1"}
+    assert list(own) == bv.beta_grid((5, 20), ("source", 1.0))
+    assert by_seed == {0: {5: "g5s", 20: "g20s"}, 1: {5: "r5", 20: "r20"}}
+    three = replace(p, seeds=3, seed=4)
+    own, by_seed = chapter.split_fits(three, fits + ["q5", "q20"])
+    assert by_seed == {4: {5: "g5s", 20: "g20s"}, 5: {5: "r5", 20: "r20"}, 6: {5: "q5", 20: "q20"}}
+    for wrong in (fits[:-1], fits + ["extra"], fits[:4]):
+        with pytest.raises(ValueError, match=f"i.e. 6 fits, got {len(wrong)}"):
+            chapter.split_fits(p, wrong)
+    no_source = replace(p, betas=(1.0,))
+    assert chapter.split_fits(no_source, ["a", "b"]) == ({bv.Setting.of(5, 1.0): "a", bv.Setting.of(20, 1.0): "b"}, {})
+    with pytest.raises(ValueError, match="i.e. 2 fits, got 3"):
+        chapter.split_fits(no_source, ["a", "b", "c"])
+
+
+class _Scaled:
+    """A stand-in model whose reconstruction is the input times a factor plus a constant."""
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def reconstruct(self, x):
+        return self.a * x + self.b
+
+
+def test_seed_psnr_is_the_pages_per_digit_mean_by_hand():
+    from types import SimpleNamespace
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(30, 1, 4, 4, generator=g)
+    labels = torch.tensor([0] * 4 + [1] * 20 + [2] * 6)   # unbalanced: the mean over digits is not over images
+    by_seed = {3: {5: SimpleNamespace(model=_Scaled(0.9, 0.0)), 20: SimpleNamespace(model=_Scaled(0.95, 0.03))},
+               4: {5: SimpleNamespace(model=_Scaled(0.8, 0.02)), 20: SimpleNamespace(model=_Scaled(0.7, 0.0))}}
+    table = chapter.seed_psnr(by_seed, x, labels)
+    assert list(table.index) == [(3, 5), (3, 20), (4, 5), (4, 20)]
+    assert table.index.names == ["seed", "latent size"] and list(table.columns) == [chapter.PSNR]
+    xa, ya = x.double().numpy().reshape(30, -1), labels.numpy()
+    for (seed, d), value in table[chapter.PSNR].items():
+        m = by_seed[seed][d].model
+        db = np.array([10 * math.log10(1 / np.mean((xa[i] - (m.a * xa[i] + m.b)) ** 2)) for i in range(30)])
+        per_digit = [db[ya == c].mean() for c in range(3)]
+        assert value == pytest.approx(np.mean(per_digit), rel=1e-5)
+        assert abs(np.mean(per_digit) - db.mean()) > 1e-3          # (so the test tells the two means apart)
+    empty = chapter.seed_psnr({}, x, labels)
+    assert len(empty) == 0 and list(empty.columns) == [chapter.PSNR]
+    assert chapter.psnr_drop(empty) == {"drops": {}, "dropped": {}, "n_dropped": 0, "n_seeds": 0,
+                                        "measured": False, "mean": {}, "sd": {}}
+
+
+def _psnr_table(values):
+    """A seed_psnr-shaped table from {(seed, d): PSNR}."""
+    index = pd.MultiIndex.from_tuples(list(values), names=["seed", "latent size"])
+    return pd.DataFrame({chapter.PSNR: list(values.values())}, index=index)
+
+
+def test_psnr_drop_by_hand():
+    d15, d20 = {0: 20.0, 1: 19.5, 2: 21.0}, {0: 19.0, 1: 19.8, 2: 20.5}
+    values = {}
+    for seed in (0, 1, 2):
+        values.update({(seed, 5): 15.0 + seed, (seed, 15): d15[seed], (seed, 20): d20[seed]})
+    ev = chapter.psnr_drop(_psnr_table(values))
+    assert ev["measured"] and ev["n_seeds"] == 3
+    assert list(ev["drops"]) == [0, 1, 2]
+    assert list(ev["drops"].values()) == pytest.approx([1.0, -0.3, 0.5])
+    assert ev["dropped"] == {0: True, 1: False, 2: True} and ev["n_dropped"] == 2
+    assert list(ev["mean"]) == [5, 15, 20]
+    assert ev["mean"][15] == pytest.approx(60.5 / 3) and ev["mean"][5] == pytest.approx(16.0)
+    # sample standard deviation of 20, 19.5, 21 by hand: mean 20.1667, squares 0.02778 + 0.44444 + 0.69444
+    assert ev["sd"][15] == pytest.approx(math.sqrt((1 / 36 + 4 / 9 + 25 / 36) / 2))
+    assert ev["sd"][5] == pytest.approx(1.0)
+    # a drop on every seed; and other sizes compared when asked
+    all_drop = chapter.psnr_drop(_psnr_table({**values, (1, 20): 19.4}))
+    assert all_drop["n_dropped"] == 3 and all(all_drop["dropped"].values())
+    assert list(chapter.psnr_drop(_psnr_table(values), 5, 15)["drops"].values()) == pytest.approx([-5.0, -3.5, -4.0])
+    # d = 15 missing (the smoke profile's sizes 5, 20): not measured, no drops; one seed: no sd
+    smoke = chapter.psnr_drop(_psnr_table({(0, 5): 14.0, (0, 20): 15.0}))
+    assert not smoke["measured"] and smoke["drops"] == {} and smoke["n_dropped"] == 0 and smoke["n_seeds"] == 1
+    assert smoke["mean"] == {5: 14.0, 20: 15.0} and math.isnan(smoke["sd"][5])
 
 
 # --- representative images and per-digit metrics ----------------------------------------------------

@@ -102,3 +102,30 @@ def test_the_flow_claim_needs_the_planar_flow_better_on_every_seed():
     # a missing value on one seed is not read as a win or a loss
     missing = {**per_seed, "nll_planar_seeds": [97.33, None, 98.0]}
     assert claim.judge(_record("flow_vae", missing))[1] == f"{UNTESTED}: an NLL is missing on some seed"
+
+
+def test_the_beta_vae_drop_needs_a_drop_on_every_seed():
+    claim = _claim("beta_vae")
+    assert claim.section == "Across seeds" and claim.per_seed
+    assert claim.metrics == ("psnr_source_beta", "psnr_source_beta_drop_15_20")
+    per_seed = {"psnr_source_beta": [16.5, 19.0, 20.4, 20.1], "psnr_source_beta_drop_15_20": [0.31, 0.12, 0.4]}
+    measured, verdict = claim.judge(_record("beta_vae", per_seed))
+    assert verdict == HOLDS
+    assert measured == ("mean test PSNR at the source's β per latent size 16.5 / 19.0 / 20.4 / 20.1 dB over the "
+                        "seeds; PSNR(d = 15) − PSNR(d = 20) per seed +0.31 / +0.12 / +0.40 dB")
+    # a rise (or no change) on one seed: does not hold, although the means drop
+    assert claim.judge(_record("beta_vae", {**per_seed, "psnr_source_beta_drop_15_20": [0.31, -0.05, 0.4]}))[1] == FAILS
+    assert claim.judge(_record("beta_vae", {**per_seed, "psnr_source_beta_drop_15_20": [0.31, 0.0, 0.4]}))[1] == FAILS
+    # two seeds: measured, not settled
+    measured, verdict = claim.judge(_record("beta_vae", per_seed, seeds=[0, 1]))
+    assert "+0.31" in measured and verdict == f"{UNTESTED}: 2 seeds (a verdict needs 3)"
+    # d = 15 or 20 not run (the smoke profile): no drops, untested, and the page says why
+    measured, verdict = claim.judge(_record("beta_vae", {"psnr_source_beta": [14.0, 15.0],
+                                                         "psnr_source_beta_drop_15_20": []}))
+    assert measured.endswith("per seed none")
+    assert verdict == f"{UNTESTED}: d = 15 and d = 20 were not both run at the source's β"
+    missing = {**per_seed, "psnr_source_beta_drop_15_20": [0.31, None, 0.4]}
+    assert claim.judge(_record("beta_vae", missing))[1] == f"{UNTESTED}: a drop is missing on some seed"
+    # a results file from before the seeds (one run's PSNRs only) is not read as a verdict
+    old = _record("beta_vae", {"psnr_source_beta": [16.5, 19.0, 20.4, 20.1]})
+    assert claim.judge(old) == ("not measured", f"{UNTESTED}: the run did not measure psnr_source_beta_drop_15_20")

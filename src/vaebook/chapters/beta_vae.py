@@ -1,18 +1,27 @@
-"""Chapter "β-VAE: latent size and β, untangled": one convolutional VAE per (latent size, β) pair."""
+"""Chapter "β-VAE: latent size and β, untangled": one convolutional VAE per (latent size, β) pair, and the
+models at the source's β trained again with further seeds, so its headline comparison (a PSNR drop from
+d = 15 to d = 20) is judged over several training runs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from typing import Any
 
+import pandas as pd
 import torch
 
 from .. import data
-from ..beta_vae import Setting, beta_grid, loss_tracker, representative_indices, resolve_beta
-from ..config import TrainingParams, ParameterError, custom, fraction, integer, integers, number
+from ..beta_vae import (Setting, beta_grid, loss_tracker, per_digit_metrics, representative_indices,
+                        resolve_beta, summarise_per_digit)
+from ..config import SeededParams, ParameterError, custom, fraction, integer, integers, number
 from ..jobs import Hooks, Job
 from ..models import VAE, VAEConfig
+from ..train import FitResult
+
+CHAPTER = "beta_vae"
+SOURCE = "source"   # the β entry of the source's β_eff(d), the only one trained with every seed
 
 
 def check_betas(name: str, value: Any) -> tuple[str | float, ...]:
@@ -35,7 +44,7 @@ def check_betas(name: str, value: Any) -> tuple[str | float, ...]:
 
 
 @dataclass(frozen=True)
-class Params(TrainingParams):
+class Params(SeededParams):
     latent_sizes: tuple[int, ...] = integers((5, 10, 15, 20), "latent sizes d, one model per (d, β)")
     betas: tuple[str | float, ...] = custom(("source", 1.0), "β grid against the summed ELBO; 'source' means "
                                             "the source's 784·0.001/d", check_betas)
@@ -55,7 +64,7 @@ class Params(TrainingParams):
 
 DEFAULT = Params()
 PROFILES = {
-    "smoke": replace(DEFAULT, latent_sizes=(5, 20), epochs=1, train_subset=1000, test_subset=500,
+    "smoke": replace(DEFAULT, seeds=2, latent_sizes=(5, 20), epochs=1, train_subset=1000, test_subset=500,
                      decoder_steps=10, tsne_points=200),
     "default": DEFAULT,
     "full": replace(DEFAULT, betas=("source", 0.5, 1.0, 2.0), epochs=15, train_subset=None, decoder_steps=300,
@@ -88,8 +97,20 @@ def settings(run) -> list[Setting]:
     return beta_grid(run.params.latent_sizes, run.params.betas)
 
 
-def _training_data(p: Params):
-    d = chapter_data(p)
+def replicated_sizes(p: Params) -> tuple[int, ...]:
+    """The latent sizes trained with every seed: all of them at the source's β, none when the β grid
+    lacks ``"source"``."""
+    return tuple(p.latent_sizes) if SOURCE in p.betas else ()
+
+
+def n_models(p: Params) -> int:
+    """How many models :func:`jobs` trains: the grid with the own seed, plus one model per latent size at
+    the source's β for each further seed."""
+    return len(p.latent_sizes) * len(p.betas) + len(replicated_sizes(p)) * (p.seeds - 1)
+
+
+def _training_data(p: Params, seed: int):
+    d = chapter_data(p.replicate(seed))
     return d.train.x, d.train.y
 
 
@@ -97,13 +118,89 @@ def _hooks(p: Params, device: torch.device) -> Hooks:
     return Hooks(epoch_end=loss_tracker({"val": chapter_data(p).val.x.to(device)}))
 
 
+def _job_name(s: Setting) -> str:
+    return f"{CHAPTER}-d{s.d}-beta{s.value:.4f}"
+
+
 def jobs(run) -> list[Job]:
-    """One conv VAE per grid setting, trained on L_β = recon + β·KL with the validation loss tracked."""
+    """One conv VAE per grid setting with the own seed, trained on L_β = recon + β·KL with the validation
+    loss tracked (names and cache keys as before the seeds), then, for each further seed of
+    ``seed_values()``, one per latent size at the source's β: [grid (seed), source d... (seed + 1), ...].
+
+    A replicate trains on its own seed's draw of the training images (and its own initial weights and
+    batch order). It has no per-epoch hooks: all the chapter reads from it is its test PSNR, computed by
+    :func:`seed_psnr` after training, on the own seed's test images, exactly as for the own seed's models."""
     p: Params = run.params
     n_val = len(chapter_data(p).val)
-    return [Job(name=f"beta_vae-d{s.d}-beta{s.value:.4f}",
-                model=partial(VAE, VAEConfig(latent_size=s.d, arch="conv", beta=s.value)),
-                data=partial(_training_data, p), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
-                **p.job_settings(), chapter="beta_vae",
-                extra_key={"tracker": "beta-vae-loss-v1", "val": n_val}, hooks=partial(_hooks, p))
-            for s in settings(run)]
+    out = [Job(name=_job_name(s),
+               model=partial(VAE, VAEConfig(latent_size=s.d, arch="conv", beta=s.value)),
+               data=partial(_training_data, p, p.seed), epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+               **p.job_settings(), chapter=CHAPTER,
+               extra_key={"tracker": "beta-vae-loss-v1", "val": n_val}, hooks=partial(_hooks, p))
+           for s in settings(run)]
+    for seed in p.seed_values()[1:]:
+        for d in replicated_sizes(p):
+            s = Setting.of(d, SOURCE)
+            out.append(Job(name=p.job_name(_job_name(s), seed),
+                           model=partial(VAE, VAEConfig(latent_size=s.d, arch="conv", beta=s.value)),
+                           data=partial(_training_data, p, seed), epochs=p.epochs, batch_size=p.batch_size,
+                           lr=p.lr, **p.replicate(seed).job_settings(), chapter=CHAPTER,
+                           extra_key={"tracker": "none-v1", "replicate_of_seed": p.seed}))
+    return out
+
+
+def split_fits(p: Params, fits: list[FitResult]) -> tuple[dict[Setting, FitResult], dict[int, dict[int, FitResult]]]:
+    """``train_all(jobs(run))`` as (the own seed's grid {setting: fit}, in grid order; the source-β models
+    {seed: {latent size: fit}} for every seed of ``seed_values()``, the own seed's taken from the grid).
+    The second is empty when the β grid lacks ``"source"``."""
+    grid = beta_grid(p.latent_sizes, p.betas)
+    sizes = replicated_sizes(p)
+    if len(fits) != n_models(p):
+        raise ValueError(f"expected {len(grid)} grid fits ({len(p.latent_sizes)} latent sizes × {len(p.betas)} β) "
+                         f"plus {len(sizes)} source-β fits for each of {p.seeds - 1} further seeds, i.e. "
+                         f"{n_models(p)} fits, got {len(fits)}")
+    own = dict(zip(grid, fits[:len(grid)]))
+    if not sizes:
+        return own, {}
+    by_seed = {p.seed: {d: own[Setting.of(d, SOURCE)] for d in sizes}}
+    rest = fits[len(grid):]
+    for i, seed in enumerate(p.seed_values()[1:]):
+        by_seed[seed] = dict(zip(sizes, rest[i * len(sizes):(i + 1) * len(sizes)]))
+    return own, by_seed
+
+
+PSNR = "test PSNR (dB)"
+
+
+def seed_psnr(by_seed: dict[int, dict[int, FitResult]], x: torch.Tensor, labels: torch.Tensor,
+              device: torch.device | str = "cpu") -> pd.DataFrame:
+    """The test PSNR of every (seed, latent size) model of ``by_seed`` (:func:`split_fits`), computed as the
+    page's ``psnr_source_beta``: reconstruct every image of ``x`` (encode, posterior mean, decode), PSNR per
+    image, mean per digit of ``labels``, then the unweighted mean over digits. The same images for every
+    seed (the page passes the own seed's test set). One row per (seed, latent size), column :data:`PSNR`."""
+    rows = []
+    for seed, by_size in by_seed.items():
+        for d, fit in by_size.items():
+            x_hat = fit.model.reconstruct(x.to(device)).cpu()
+            rows.append({"seed": seed, "latent size": d,
+                         PSNR: summarise_per_digit(per_digit_metrics(x, x_hat, labels))["psnr"]})
+    index = pd.MultiIndex.from_tuples([], names=["seed", "latent size"])
+    return pd.DataFrame(rows).set_index(["seed", "latent size"]) if rows else pd.DataFrame({PSNR: []}, index=index)
+
+
+def psnr_drop(scores: pd.DataFrame, d_from: int = 15, d_to: int = 20) -> dict:
+    """The claim's evidence in a :func:`seed_psnr` table: per seed the PSNR at ``d_from`` minus that at
+    ``d_to`` (``drops``: {seed: dB}; positive: the PSNR dropped), whether it dropped (``dropped``: {seed:
+    bool}), on how many seeds (``n_dropped``) of ``n_seeds``, and ``measured`` (False when either size is
+    missing: then ``drops`` is empty). Also the mean and standard deviation (ddof 1; NaN with one seed)
+    over the seeds per latent size (``mean``, ``sd``: {d: dB}, sizes in the table's order)."""
+    wide = scores[PSNR].unstack("latent size") if len(scores) else pd.DataFrame()
+    sizes = list(dict.fromkeys(scores.index.get_level_values("latent size"))) if len(scores) else []
+    mean = {d: float(wide[d].mean()) for d in sizes}
+    sd = {d: float(wide[d].std(ddof=1)) if wide[d].count() > 1 else math.nan for d in sizes}
+    measured = d_from in sizes and d_to in sizes
+    drops = ({seed: float(wide.loc[seed, d_from] - wide.loc[seed, d_to]) for seed in
+              dict.fromkeys(scores.index.get_level_values("seed"))} if measured else {})
+    dropped = {seed: v > 0 for seed, v in drops.items()}
+    return {"drops": drops, "dropped": dropped, "n_dropped": sum(dropped.values()), "n_seeds": len(wide),
+            "measured": measured, "mean": mean, "sd": sd}
