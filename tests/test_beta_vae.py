@@ -108,12 +108,14 @@ def test_jobs_keep_the_names_and_training_settings_of_the_grid():
     assert torch.equal(rx, own_draw)
 
 
-def test_replicates_only_at_the_source_beta():
+def test_replicates_only_at_the_source_beta_and_the_seed_sizes():
     run = chapters.resolve("beta_vae", "smoke", {"latent_sizes": [5, 10, 20], "seeds": 3})
     jobs = chapter.jobs(run)
     grid, reps = jobs[:6], jobs[6:]
+    # smoke's seed_sizes are (5, 20): d = 10 is trained with the own seed only
+    assert chapter.replicated_sizes(run.params) == (5, 20)
     assert [(j.name, j.seed) for j in reps] == [(f"beta_vae-d{d}-beta{784 * 0.001 / d:.4f}-seed{s}", s)
-                                                for s in (1, 2) for d in (5, 10, 20)]
+                                                for s in (1, 2) for d in (5, 20)]
     assert all(j.model().config.beta == pytest.approx(bv.source_effective_beta(j.model().config.latent_size))
                for j in reps)
     assert [j.seed for j in grid] == [0] * 6
@@ -122,8 +124,14 @@ def test_replicates_only_at_the_source_beta():
     assert [j.name for j in chapter.jobs(no_source)] == ["beta_vae-d5-beta1.0000", "beta_vae-d5-beta2.0000",
                                                          "beta_vae-d20-beta1.0000", "beta_vae-d20-beta2.0000"]
     assert chapter.n_models(no_source.params) == 4
-    assert chapter.n_models(chapters.resolve("beta_vae", "default").params) == 8 + 4 * 2
-    assert chapter.n_models(chapter.PROFILES["full"]) == 16 + 4 * 2
+    # the default and full profiles replicate the two sizes of the source's headline, d = 15 and 20;
+    # seed sizes that are not latent sizes are skipped, in the order of latent_sizes
+    default = chapters.resolve("beta_vae", "default").params
+    assert chapter.replicated_sizes(default) == (15, 20)
+    assert chapter.n_models(default) == 8 + 2 * 2
+    assert chapter.n_models(chapter.PROFILES["full"]) == 16 + 2 * 2
+    assert chapter.replicated_sizes(replace(default, latent_sizes=(20, 10, 15), seed_sizes=(15, 20, 30))) == (20, 15)
+    assert chapter.replicated_sizes(replace(default, seed_sizes=(3,))) == ()
 
 
 def test_split_fits_by_hand_and_its_error():

@@ -116,12 +116,12 @@ def _gan(m):
 
 
 def _beta_drop(m):
-    # psnr_source_beta: per latent size, the test PSNR at the source's β, mean over the seeds;
+    # psnr_source_beta: per latent size, the test PSNR at the source's β with the chapter's own seed;
     # psnr_source_beta_drop_15_20: per seed, PSNR(d = 15) − PSNR(d = 20) (empty when either size was not run);
     # the claim holds only if the PSNR dropped (a positive drop) on every seed
     psnr, drops = _as_list(m["psnr_source_beta"]), _as_list(m["psnr_source_beta_drop_15_20"])
     shown = " / ".join("—" if v is None else f"{v:+.2f}" for v in drops) + " dB" if drops else "none"
-    measured = (f"mean test PSNR at the source's β per latent size {_fmt(psnr, 'dB')} over the seeds; "
+    measured = (f"test PSNR at the source's β per latent size {_fmt(psnr, 'dB')} (own seed); "
                 f"PSNR(d = 15) − PSNR(d = 20) per seed {shown}")
     if not drops:
         return measured, None, "d = 15 and d = 20 were not both run at the source's β"
