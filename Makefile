@@ -51,6 +51,7 @@ bench: install
 	$(BIN)/python bench/bench_training.py
 	$(BIN)/python bench/bench_gk.py
 	$(BIN)/python bench/bench_precision.py
+	$(BIN)/python bench/bench_compile.py
 	$(MALLOC_ENV) $(BIN)/python bench/bench_grid.py
 
 clean-book:

@@ -833,16 +833,18 @@ if not evidence["measured"]:
     seeds_short = f"this run does not measure it ({why})"
 else:
     n, k = evidence["n_seeds"], evidence["n_dropped"]
-    per_seed = ", ".join(f"{v:+.2f} dB on seed {seed}" for seed, v in evidence["drops"].items())
+    # written as the change from d = 15 to d = 20 (negative: a drop), with a true minus sign
+    per_seed = ", ".join(f"{-v:+.2f} dB on seed {seed}".replace("-", "−")
+                         for seed, v in evidence["drops"].items())
     how = ("on every seed" if k == n else "on no seed" if k == 0 else f"on {k} of {n} seeds")
     seeds_text = (
         f"At the source's β the test PSNR dropped from d = 15 to d = 20 {how} "
-        f"(PSNR at d = 15 minus at d = 20: {per_seed}; a negative value is a rise). Over the {n} seeds it "
+        f"(its change from d = 15 to d = 20: {per_seed}; a drop is negative). Over the {n} seeds it "
         f"is {mean_sd(15)} dB at d = 15 and {mean_sd(20)} dB at d = 20 (mean ± sd). "
         + ("The source's drop is reproduced on every seed." if k == n else
            "The source's drop is not reproduced on every seed, so this run does not support it."))
     seeds_short = (f"over {n} seeds at the same β our PSNR dropped from d = 15 to d = 20 {how} "
-                   f"({per_seed})")
+                   f"(change {per_seed})")
 report.glue("beta_seeds_short", seeds_short)
 _ = report.glue("beta_seeds_verdict", seeds_text)
 

@@ -120,7 +120,8 @@ def _beta_drop(m):
     # psnr_source_beta_drop_15_20: per seed, PSNR(d = 15) − PSNR(d = 20) (empty when either size was not run);
     # the claim holds only if the PSNR dropped (a positive drop) on every seed
     psnr, drops = _as_list(m["psnr_source_beta"]), _as_list(m["psnr_source_beta_drop_15_20"])
-    shown = " / ".join("—" if v is None else f"{v:+.2f}" for v in drops) + " dB" if drops else "none"
+    shown = (" / ".join("—" if v is None else f"{v:+.2f}".replace("-", "−") for v in drops) + " dB"
+             if drops else "none")
     measured = (f"test PSNR at the source's β per latent size {_fmt(psnr, 'dB')} (own seed); "
                 f"PSNR(d = 15) − PSNR(d = 20) per seed {shown}")
     if not drops:
