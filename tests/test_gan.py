@@ -16,7 +16,7 @@ from vaebook.config import ParameterError
 from vaebook.gan import GAN, Discriminator, Generator
 from vaebook.jobs import Hooks, Job, run_job
 from vaebook.models import VAE, ConvDecoder, ConvEncoder, VAEConfig, count_parameters
-from vaebook.sample_analysis import fid_tracker, samples_snapshot
+from vaebook.sample_analysis import quality_tracker, samples_snapshot
 from vaebook.train import fit
 
 
@@ -170,7 +170,7 @@ def test_width_scales_the_generator_and_enters_the_cache_key():
 
 
 def _tracking_hooks(reference, device):
-    return Hooks(epoch_end=fid_tracker(MNISTClassifier().eval(), reference, n_samples=8, seed=1),
+    return Hooks(epoch_end=quality_tracker(MNISTClassifier().eval(), reference, n_samples=8, seed=1),
                  snapshot=samples_snapshot(4, seed=2))
 
 
@@ -196,7 +196,7 @@ def test_chapter_declares_classifier_then_a_vae_and_a_gan_per_seed():
                                       "gan_vs_vae-vae-seed1", "gan_vs_vae-gan-seed1"]
     clf_job, vae_job, gan_job, vae1, gan1 = pickle.loads(pickle.dumps(jobs))
     assert (clf_job.epochs, clf_job.lr_schedule, clf_job.data_key["subset"], clf_job.seed) == (1, "onecycle", 5000, 0)
-    track = {"tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), 1, 5000, 0], "n_track": 500,
+    track = {"tracker": "quality500-v2", "classifier": [MNISTClassifier().cache_key(), 1, 5000, 0], "n_track": 500,
              "reference": 300}
     assert vae_job.extra_key == gan_job.extra_key == track
     assert vae1.extra_key == gan1.extra_key == {**track, "reference_seed": 0}   # scored like seed 0's models

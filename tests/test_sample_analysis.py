@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from vaebook import sample_analysis as sa
-from vaebook.classifier import MNISTClassifier
-from vaebook.quality import gaussian_blur
+from vaebook.classifier import MNISTClassifier, classifier_features
+from vaebook.quality import gaussian_blur, precision_recall
 
 
 # --- slerp and latent walks -----------------------------------------------------------------------------
@@ -241,21 +241,30 @@ class _Sampler(nn.Module):
         return self.images[:n] if self.images is not None else torch.rand(n, 1, 28, 28, generator=generator)
 
 
-def test_fid_tracker_and_samples_snapshot():
+def test_quality_tracker_and_samples_snapshot():
     torch.manual_seed(0)
     clf = MNISTClassifier().eval()
     reference = torch.rand(40, 1, 28, 28, generator=torch.Generator().manual_seed(9))
-    # a model whose samples are the reference images scores 0; uniform noise scores more, the same each epoch
-    assert sa.fid_tracker(clf, reference, n_samples=40)(_Sampler(reference), 1)["fid_40"] == pytest.approx(0, abs=1e-6)
-    hook = sa.fid_tracker(clf, reference, n_samples=30, seed=5)
+    # a model whose samples are the reference images scores FID 0 and precision = recall = 1 (each sample is
+    # the centre of its own real ball)
+    same = sa.quality_tracker(clf, reference, n_samples=40)(_Sampler(reference), 1)
+    assert same["fid_40"] == pytest.approx(0, abs=1e-6)
+    assert same["precision_40"] == same["recall_40"] == 1.0
+    hook = sa.quality_tracker(clf, reference, n_samples=30, seed=5)
     first, second = hook(_Sampler(), 1), hook(_Sampler(), 2)
-    assert set(first) == {"fid_30"} and first == second and first["fid_30"] > 0
+    assert set(first) == {"fid_30", "precision_30", "recall_30"} and first == second and first["fid_30"] > 0
+    # the logged precision and recall are those of vaebook.quality on the same features
+    fake = torch.rand(30, 1, 28, 28, generator=torch.Generator().manual_seed(5))
+    expected = precision_recall(classifier_features(clf, reference), classifier_features(clf, fake), k=3)
+    assert (first["precision_30"], first["recall_30"]) == pytest.approx(expected)
     snap = sa.samples_snapshot(6, seed=7)
     out = snap(_Sampler(), 1)["samples"]
     assert torch.equal(out, torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(7)))
     assert torch.equal(out, snap(_Sampler(), 2)["samples"])
     with pytest.raises(ValueError, match="n_samples"):
-        sa.fid_tracker(clf, reference, n_samples=1)
+        sa.quality_tracker(clf, reference, n_samples=1)
+    with pytest.raises(ValueError, match="more than k = 3"):
+        sa.quality_tracker(clf, reference[:3], n_samples=10)
 
 
 # --- sampling noise, training criteria and the page's computed verdicts ---------------------------------------
@@ -352,6 +361,13 @@ def test_gan_diagnosis_reads_the_curves():
     assert "FID went" not in text
     state, text = sa.gan_diagnosis(_history([(0.9, 2.0, 0.8, 0.7, 400.0)]), _FINAL, _FINE, precision=0.3)
     assert state == "neither" and "do not say why" in text
+    # with the per-epoch precision: its first, last, lowest and highest value beside the FID's change
+    neither = _history([(0.9, 2.0, 0.8, 0.7, 400.0), (1.0, 1.5, 0.75, 0.7, 150.0), (1.0, 1.4, 0.75, 0.7, 90.0)])
+    neither["precision_500"] = [0.41, 0.52, 0.44]
+    state, text = sa.gan_diagnosis(neither, _FINAL, _FINE, precision=0.4)
+    assert state == "neither" and "do not say why. From the first epoch to the last" in text
+    assert ("500-sample FID went from 400 to 90, and its precision from 0.41 to 0.44 (between 0.41 and 0.52 in "
+            "all 3 epochs).") in text
     blank = {"spread": 0.001, "ink": 0.0, "real_ink": 0.13, "collapsed": True}
     assert sa.gan_diagnosis(_history([chance]), _FINAL, blank, precision=0.0)[0] == "collapsed"
     with pytest.raises(ValueError, match="one epoch"):

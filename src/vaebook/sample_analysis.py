@@ -20,7 +20,7 @@ from torch import nn
 
 from .classifier import MNISTClassifier, classifier_features
 from .evaluate import batched, decode
-from .quality import add_noise, frechet_distance, gaussian_blur
+from .quality import add_noise, frechet_distance, gaussian_blur, precision_recall
 
 # Samples whose median distance to their nearest training image is at most this fraction of the same
 # median for unseen real digits are flagged for inspection. A model that generalises draws digits about as
@@ -54,20 +54,27 @@ def _check_count(name: str, value, minimum: int) -> None:
 
 # --- hooks for vaebook.train.fit (through a Job's hooks factory) --------------------------------------
 
-def fid_tracker(classifier: MNISTClassifier, reference: torch.Tensor, n_samples: int = 500,
-                seed: int = 0) -> EpochEnd:
-    """An ``epoch_end`` hook: the Fréchet distance in classifier features between ``n_samples`` seeded
-    samples of the model (``model.sample(n, generator=...)``, the same noise every epoch) and the images
-    ``reference``, logged as ``fid_<n_samples>``. The reference features are computed once, here."""
+def quality_tracker(classifier: MNISTClassifier, reference: torch.Tensor, n_samples: int = 500,
+                    seed: int = 0, k: int = 3) -> EpochEnd:
+    """An ``epoch_end`` hook: ``n_samples`` seeded samples of the model (``model.sample(n, generator=...)``,
+    the same noise every epoch) scored against the images ``reference`` in classifier features, logged as
+    ``fid_<n>`` (Fréchet distance), ``precision_<n>`` and ``recall_<n>`` (k-NN manifolds,
+    :func:`vaebook.quality.precision_recall`). The reference features are computed once, here. Precision
+    is tracked beside FID because the two need not move together: a generator can cover more of the
+    digits (FID and recall improve) while the share of its samples that look real stays where it was."""
     _check_count("n_samples", n_samples, 2)
-    if len(reference) < 2:
-        raise ValueError(f"reference needs at least 2 images to fit a Gaussian, got {len(reference)}")
+    _check_count("k", k, 1)
+    if len(reference) <= k:
+        raise ValueError(f"reference needs more than k = {k} images, got {len(reference)}")
+    if n_samples <= k:
+        raise ValueError(f"n_samples must be more than k = {k}, got {n_samples}")
     reference_features = classifier_features(classifier, reference)
-    key = f"fid_{n_samples}"
 
     def epoch_end(model: nn.Module, epoch: int) -> dict[str, float]:
-        fake = model.sample(n_samples, generator=torch.Generator().manual_seed(seed))
-        return {key: frechet_distance(reference_features, classifier_features(classifier, fake))}
+        fake = classifier_features(classifier, model.sample(n_samples, generator=torch.Generator().manual_seed(seed)))
+        precision, recall = precision_recall(reference_features, fake, k=k)
+        return {f"fid_{n_samples}": frechet_distance(reference_features, fake),
+                f"precision_{n_samples}": precision, f"recall_{n_samples}": recall}
 
     return epoch_end
 
@@ -387,7 +394,8 @@ def _join(parts: list[str]) -> str:
 def gan_diagnosis(history: pd.DataFrame, final: Mapping, collapse: Mapping, precision: float) -> tuple[str, str]:
     """What the GAN's curves show: (state, sentences). ``history`` is its training history (one row per
     epoch: ``epoch``, ``d_loss``, ``g_loss``, ``d_acc_real``, ``d_acc_fake``, means over that epoch's
-    batches with dropout on, and optionally the per-epoch Fréchet distance ``fid_500``); ``final`` the
+    batches with dropout on, and optionally the per-epoch Fréchet distance ``fid_500`` and precision
+    ``precision_500`` of :func:`quality_tracker`); ``final`` the
     discriminator's scores after training with dropout off (:func:`vaebook.gan.discriminator_scores`);
     ``collapse`` :func:`collapse_check` of its samples. The state is "collapsed", or
     :func:`discriminator_state` of the last epoch; the sentences say since which epoch it held."""
@@ -415,18 +423,25 @@ def gan_diagnosis(history: pd.DataFrame, final: Mapping, collapse: Mapping, prec
     if "fid_500" in history and last_epoch > first_epoch:
         fid = (f" Over those epochs the 500-sample FID went from {history['fid_500'].iloc[run]:.0f} to "
                f"{float(last['fid_500']):.0f}.")
+    trend = ""
+    if {"fid_500", "precision_500"} <= set(history) and len(history) > 1:
+        p500 = history["precision_500"]
+        trend = (f" From the first epoch to the last its 500-sample FID went from {history['fid_500'].iloc[0]:.0f} "
+                f"to {float(last['fid_500']):.0f}, and its precision from {p500.iloc[0]:.2f} to "
+                f"{float(last['precision_500']):.2f} (between {p500.min():.2f} and {p500.max():.2f} in all "
+                f"{len(history)} epochs).")
     if state == "chance":
         text = (f"The curves show a discriminator at chance {since}: {epoch}, next to the 2 ln 2 ≈ 1.39 and "
                 f"50% of a discriminator that answers 1/2 for every image, although the samples are far from "
                 f"real digits (precision {precision:.2f}). A discriminator that cannot tell such samples from "
-                f"digits is a weak teacher for the generator.{fid} {after}")
+                f"digits is a weak teacher for the generator.{fid}{trend} {after}")
     elif state == "winning":
         text = (f"The curves show a discriminator that wins outright {since}: {epoch}, and the generator's "
                 f"loss reached {float(last['g_loss']):.2f}; once every sample is rejected, the generator's "
-                f"gradient through its saturated sigmoid vanishes.{fid} {after}")
+                f"gradient through its saturated sigmoid vanishes.{fid}{trend} {after}")
     else:
         text = (f"The curves show neither a discriminator at chance nor one that wins outright at the end: "
-                f"{epoch} (generator loss {float(last['g_loss']):.2f}), so they do not say why. {after}")
+                f"{epoch} (generator loss {float(last['g_loss']):.2f}), so they do not say why.{trend} {after}")
     return state, text
 
 

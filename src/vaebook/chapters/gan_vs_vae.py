@@ -16,11 +16,11 @@ from ..config import SeededParams, choice, integer, number
 from ..gan import GAN
 from ..jobs import Hooks, Job, run_job
 from ..models import VAE, VAEConfig, count_parameters
-from ..sample_analysis import fid_tracker, samples_snapshot
+from ..sample_analysis import quality_tracker, samples_snapshot
 from ..train import FitResult
 
 CHAPTER = "gan_vs_vae"
-N_TRACK = 500        # samples scored by the per-epoch Fréchet distance
+N_TRACK = 500        # samples scored each epoch (Fréchet distance, precision, recall)
 N_FIXED = 64         # samples from fixed noise kept every epoch (grids and animations)
 N_TEST_ELBO = 2000   # test images of the VAE's per-epoch ELBO terms
 NOISE_SETS = 4       # extra sample sets per model whose scores give the final scores' sampling noise
@@ -109,21 +109,22 @@ def _training_images(p: Params, seed: int, model: str) -> tuple[torch.Tensor, No
 
 
 def _hooks(p: Params, seed: int, model: str, device: torch.device) -> Hooks:
-    """The Fréchet distance of N_TRACK samples and N_FIXED fixed-noise samples per epoch; for the VAE also
+    """The Fréchet distance, precision and recall of N_TRACK samples and N_FIXED fixed-noise samples per
+    epoch; for the VAE also
     the ELBO terms on test images. Every seed's models are scored by the chapter's one classifier (trained
     first by ``jobs``, loaded here from the cache) against the chapter's own real reference images."""
     d = chapter_data(p)
     clf = run_job(chapter_classifier_job(p)).model.eval()
-    fid = fid_tracker(clf, d.real_test[:N_TRACK], n_samples=N_TRACK, seed=seed + 2)
+    quality = quality_tracker(clf, d.real_test[:N_TRACK], n_samples=N_TRACK, seed=seed + 2)
     snapshot = samples_snapshot(N_FIXED, seed=seed + 3)
     if model != "vae":
-        return Hooks(epoch_end=fid, snapshot=snapshot)
+        return Hooks(epoch_end=quality, snapshot=snapshot)
     test_x = d.test.x[:N_TEST_ELBO].to(device)
 
-    def fid_and_test_elbo(m, epoch):
-        return {**fid(m, epoch), **{f"test_{k}": v for k, v in m.evaluate(test_x).items()}}
+    def quality_and_test_elbo(m, epoch):
+        return {**quality(m, epoch), **{f"test_{k}": v for k, v in m.evaluate(test_x).items()}}
 
-    return Hooks(epoch_end=fid_and_test_elbo, snapshot=snapshot)
+    return Hooks(epoch_end=quality_and_test_elbo, snapshot=snapshot)
 
 
 def vae_config(p: Params) -> VAEConfig:
@@ -134,7 +135,7 @@ def jobs(run) -> list[Job]:
     """The MNIST classifier (first: the others' hooks use it), then the conv VAE and the GAN for every seed
     of ``seed_values()``: [classifier, vae(seed), gan(seed), vae(seed + 1), gan(seed + 1), ...]."""
     p: Params = run.params
-    track_key = {"tracker": "fid500-v1", "classifier": [MNISTClassifier().cache_key(), p.classifier_epochs,
+    track_key = {"tracker": "quality500-v2", "classifier": [MNISTClassifier().cache_key(), p.classifier_epochs,
                                                         p.classifier_subset, p.seed],
                  "n_track": N_TRACK, "reference": p.n_samples}
     out = [chapter_classifier_job(p)]
