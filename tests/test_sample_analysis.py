@@ -368,6 +368,10 @@ def test_gan_diagnosis_reads_the_curves():
     assert state == "neither" and "do not say why. From the first epoch to the last" in text
     assert ("500-sample FID went from 400 to 90, and its precision from 0.41 to 0.44 (between 0.41 and 0.52 in "
             "all 3 epochs).") in text
+    chance_all = _history([chance, chance[:4] + (250.0,)])
+    chance_all["precision_500"] = [0.3, 0.35]
+    text = sa.gan_diagnosis(chance_all, _FINAL, _FINE, precision=0.3)[1]
+    assert text.count("FID went from 300 to 250") == 1                       # stated once, not twice
     blank = {"spread": 0.001, "ink": 0.0, "real_ink": 0.13, "collapsed": True}
     assert sa.gan_diagnosis(_history([chance]), _FINAL, blank, precision=0.0)[0] == "collapsed"
     with pytest.raises(ValueError, match="one epoch"):

@@ -62,12 +62,10 @@ def quality_tracker(classifier: MNISTClassifier, reference: torch.Tensor, n_samp
     :func:`vaebook.quality.precision_recall`). The reference features are computed once, here. Precision
     is tracked beside FID because the two need not move together: a generator can cover more of the
     digits (FID and recall improve) while the share of its samples that look real stays where it was."""
-    _check_count("n_samples", n_samples, 2)
     _check_count("k", k, 1)
+    _check_count("n_samples", n_samples, k + 1)   # a k-NN manifold needs more than k points
     if len(reference) <= k:
         raise ValueError(f"reference needs more than k = {k} images, got {len(reference)}")
-    if n_samples <= k:
-        raise ValueError(f"n_samples must be more than k = {k}, got {n_samples}")
     reference_features = classifier_features(classifier, reference)
 
     def epoch_end(model: nn.Module, epoch: int) -> dict[str, float]:
@@ -430,6 +428,8 @@ def gan_diagnosis(history: pd.DataFrame, final: Mapping, collapse: Mapping, prec
                 f"to {float(last['fid_500']):.0f}, and its precision from {p500.iloc[0]:.2f} to "
                 f"{float(last['precision_500']):.2f} (between {p500.min():.2f} and {p500.max():.2f} in all "
                 f"{len(history)} epochs).")
+        if run == 0:  # the state held from the first epoch: the trend already says how the FID went
+            fid = ""
     if state == "chance":
         text = (f"The curves show a discriminator at chance {since}: {epoch}, next to the 2 ln 2 ≈ 1.39 and "
                 f"50% of a discriminator that answers 1/2 for every image, although the samples are far from "

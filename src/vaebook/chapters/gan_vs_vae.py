@@ -110,8 +110,7 @@ def _training_images(p: Params, seed: int, model: str) -> tuple[torch.Tensor, No
 
 def _hooks(p: Params, seed: int, model: str, device: torch.device) -> Hooks:
     """The Fréchet distance, precision and recall of N_TRACK samples and N_FIXED fixed-noise samples per
-    epoch; for the VAE also
-    the ELBO terms on test images. Every seed's models are scored by the chapter's one classifier (trained
+    epoch; for the VAE also the ELBO terms on test images. Every seed's models are scored by the chapter's one classifier (trained
     first by ``jobs``, loaded here from the cache) against the chapter's own real reference images."""
     d = chapter_data(p)
     clf = run_job(chapter_classifier_job(p)).model.eval()
