@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from .config import ParameterError, git
+from .config import PROFILE_HELP, ParameterError, git
 from .data import PROJECT_ROOT
 from .io import atomic_write_json, atomic_write_text
 
@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     p_exec.add_argument("names", nargs="*")
     p_all = sub.add_parser("all", help="execute every chapter, then build the book")
     for p in (p_exec, p_all):
-        p.add_argument("--profile", default="default", help="smoke | default | full")
+        p.add_argument("--profile", default="default", help=PROFILE_HELP)
         p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="train missing models on this Dask cluster (e.g. tcp://host:8786; default "
                             "$VAEBOOK_SCHEDULER, else a local cluster sized to this machine)")

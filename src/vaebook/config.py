@@ -38,7 +38,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-PROFILE_NAMES = ("smoke", "default", "full")
+PROFILE_NAMES = ("smoke", "default", "full")  # every chapter has these three
+OPTIONAL_PROFILE_NAMES = ("reference",)        # a smaller stand-in for a full profile too long to run
+PROFILE_HELP = "smoke | default | full (| reference, where a chapter declares one)"
 
 
 class ParameterError(ValueError):
@@ -381,7 +383,7 @@ class Run:
         import pandas as pd
 
         helps = self.params.help()
-        rows = [("profile", self.profile, "", "smoke | default | full")]
+        rows = [("profile", self.profile, "", PROFILE_HELP)]
         for k in self.params.names():
             rows.append((k, repr(getattr(self.params, k)), "override" if k in self.overrides else "profile",
                          helps.get(k, "")))
