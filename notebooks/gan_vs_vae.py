@@ -694,9 +694,11 @@ report.write();
 #
 # The chapter's headline numbers, as written to its results file `book/generated/results/gan_vs_vae.json`,
 # beside those of the committed reference run (`book/reference/gan_vs_vae.json`), with what produced each.
-# {glue:md}`reference_note`
+# {glue:md}`reference_note` {glue:md}`budget_reading`
 
 # %% tags=["hide-input"]
 comparison = report.reference_table()
 report.glue("reference_note", comparison.attrs["note"])
+report.glue("budget_reading", chapter.budget_reading(report.record(), report.reference(),
+                                                     chapter.scored_alike(run.params, chapter.PROFILES["reference"])))
 comparison

@@ -319,3 +319,37 @@ def test_recipe_table_is_one_column_per_row_with_formatted_scores():
     assert shown.loc["change"].tolist() == ["source recipe", "learning rate 5e-4"]
     assert shown.loc["G params"].tolist() == ["1,164,289", "192,769"]
     assert shown.loc["FID"].tolist() == ["274.8", "159.1"] and shown.loc["last D acc"].tolist() == ["54%", "69%"]
+
+
+def test_reference_profile_differs_from_the_default_only_in_training_budget():
+    default, reference = gan_vs_vae.PROFILES["default"], gan_vs_vae.PROFILES["reference"]
+    assert gan_vs_vae.scored_alike(default, reference)
+    assert reference.gan_epochs > default.gan_epochs and reference.vae_epochs > default.vae_epochs
+    assert not gan_vs_vae.scored_alike(default, gan_vs_vae.PROFILES["smoke"])  # another classifier and n
+
+
+def _record(profile, fid_gan, prec_gan, fid_vae, prec_vae):
+    return {"profile": profile, "metrics": {"fid_gan": fid_gan, "precision_gan": prec_gan, "fid_vae": fid_vae,
+                                            "precision_vae": prec_vae}}
+
+
+def test_budget_reading_states_directions_that_hold_on_every_seed():
+    build = _record("default", [110.0, 120.0, 100.0], [0.41, 0.46, 0.43], [230.0, 210.0, 270.0], [0.89, 0.84, 0.92])
+    ref = _record("reference", [78.0, 79.0, 69.0], [0.42, 0.39, 0.38], [98.0, 101.0, 100.0], [0.77, 0.76, 0.79])
+    text = gan_vs_vae.budget_reading(build, ref, comparable=True)
+    assert "the GAN's mean FID went from 110.0 to 75.3 and its mean precision from 0.43 to 0.40" in text
+    assert ("The GAN's FID fell on every seed and its precision changed by less than the spread of the seeds; "
+            "the VAE's FID fell on every seed and its precision fell on every seed.") in text
+    assert "without raising its precision" in text
+    # a precision that rose on every seed: no such remark
+    risen = _record("reference", [78.0, 79.0, 69.0], [0.61, 0.65, 0.62], [98.0, 101.0, 100.0], [0.77, 0.76, 0.79])
+    text = gan_vs_vae.budget_reading(build, risen, comparable=True)
+    assert "its precision rose on every seed" in text and "without raising" not in text
+
+
+def test_budget_reading_when_there_is_nothing_to_compare():
+    build = _record("smoke", [1.0], [0.5], [2.0], [0.5])
+    assert "no reference run" in gan_vs_vae.budget_reading(build, None, comparable=True)
+    assert "not compared" in gan_vs_vae.budget_reading(build, _record("reference", [1.0], [0.5], [2.0], [0.5]), False)
+    assert "own profile" in gan_vs_vae.budget_reading(_record("reference", [1.0], [0.5], [2.0], [0.5]),
+                                                      _record("reference", [1.0], [0.5], [2.0], [0.5]), True)

@@ -117,13 +117,16 @@ class Report:
             },
         }
 
-    def reference_table(self, reference_dir: str | os.PathLike | None = None):
-        """This build's headline metrics beside the committed reference run's (``book/reference/NAME.json``),
-        as a DataFrame; a note in its ``attrs["note"]`` says how the two runs differ (or that there is no
-        reference run). Call it after every :meth:`metric`."""
+    def reference(self, reference_dir: str | os.PathLike | None = None) -> dict | None:
+        """The committed reference run's results record (``book/reference/NAME.json``), or None if there is none."""
         path = Path(reference_dir or REFERENCE_DIR) / f"{self.chapter}.json"
-        reference = read_results(path) if path.exists() else None
-        return compare_runs(self.record(), reference)
+        return read_results(path) if path.exists() else None
+
+    def reference_table(self, reference_dir: str | os.PathLike | None = None):
+        """This build's headline metrics beside the committed reference run's (:meth:`reference`), as a
+        DataFrame; a note in its ``attrs["note"]`` says how the two runs differ (or that there is no
+        reference run). Call it after every :meth:`metric`."""
+        return compare_runs(self.record(), self.reference(reference_dir))
 
     def write(self, folder: str | os.PathLike | None = None) -> Path:
         """Write ``NAME.json`` atomically into ``folder`` (default :func:`results_dir`); return its path."""

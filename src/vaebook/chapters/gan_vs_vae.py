@@ -285,3 +285,50 @@ def formatted(table: pd.DataFrame, row_formats: dict[str, str] | None = None, de
 
     return pd.DataFrame([[text(v, row_formats.get(row, default)) for v in table.loc[row]] for row in table.index],
                         index=table.index, columns=table.columns)
+
+
+def scored_alike(a: Params, b: Params) -> bool:
+    """Whether two runs score their samples the same way (the same classifier, reference images and number of
+    samples), so that their FID, precision and recall can be compared one to one."""
+    fields = ("seed", "classifier_epochs", "classifier_subset", "n_samples")
+    return all(getattr(a, f) == getattr(b, f) for f in fields)
+
+
+def _change(before: list[float], after: list[float], fmt: str) -> tuple[str, int]:
+    """'from A to B' (seed means) and the direction that holds on every seed pair: +1 if every value of
+    ``after`` exceeds every value of ``before``, -1 if every one is below, 0 if the seeds' ranges overlap."""
+    a, b = float(np.mean(before)), float(np.mean(after))
+    direction = 1 if min(after) > max(before) else -1 if max(after) < min(before) else 0
+    return f"from {a:{fmt}} to {b:{fmt}}", direction
+
+
+def budget_reading(build: dict, reference: dict | None, comparable: bool) -> str:
+    """What the reference run adds to this build, as sentences: how the GAN's and the VAE's FID and precision
+    (seed means; results records as written by :class:`vaebook.report.Report`) changed from this build to the
+    reference run, and, when the two were scored alike (``comparable``, :func:`scored_alike`) and differ in
+    profile, whether training longer moved them beyond the spread of the seeds."""
+    if reference is None:
+        return "There is no reference run to compare with yet."
+    if reference["profile"] == build["profile"]:
+        return f"This build is a run of the reference run's own profile (`{build['profile']}`)."
+    if not comparable:
+        return (f"This build (`{build['profile']}` profile) scores its samples differently from the reference run "
+                f"(another classifier, reference set or number of samples), so their FID, precision and recall "
+                f"are not compared here.")
+    m, r = build["metrics"], reference["metrics"]
+    parts, moved = [], {}
+    for model in ("gan", "vae"):
+        fid, fid_dir = _change(m[f"fid_{model}"], r[f"fid_{model}"], ".1f")
+        prec, prec_dir = _change(m[f"precision_{model}"], r[f"precision_{model}"], ".2f")
+        parts.append(f"the {model.upper()}'s mean FID went {fid} and its mean precision {prec}")
+        moved[model] = (fid_dir, prec_dir)
+    words = {1: "rose on every seed", -1: "fell on every seed", 0: "changed by less than the spread of the seeds"}
+    text = (f"From this build (`{build['profile']}`) to the reference run (`{reference['profile']}`, trained "
+            f"longer and scored alike), {parts[0]}; {parts[1]}. The GAN's FID {words[moved['gan'][0]]} and its "
+            f"precision {words[moved['gan'][1]]}; the VAE's FID {words[moved['vae'][0]]} and its precision "
+            f"{words[moved['vae'][1]]}.")
+    if moved["gan"][0] == -1 and moved["gan"][1] != 1:
+        text += (" Longer training improved the GAN's FID without raising its precision, so in these features "
+                 "precision does not follow training progress and the precision target is not met by training "
+                 "longer alone.")
+    return text
