@@ -699,6 +699,5 @@ report.write();
 # %% tags=["hide-input"]
 comparison = report.reference_table()
 report.glue("reference_note", comparison.attrs["note"])
-report.glue("budget_reading", chapter.budget_reading(report.record(), report.reference(),
-                                                     chapter.scored_alike(run.params, chapter.PROFILES["reference"])))
+report.glue("budget_reading", chapter.budget_reading(report.record(), report.reference(), run.params))
 comparison
