@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from .report import REFERENCE_DIR, ResultsError, read_results
+from .sample_analysis import COVERAGE_RANGE, MIN_GAN_PRECISION
 
 MIN_SEEDS = 3
 HOLDS, FAILS, UNTESTED = "holds", "does not hold", "untested here"
@@ -108,10 +109,11 @@ def _gan(m):
                 f"rarest digit {_pct(low)}, commonest {_pct(high)} of its samples")
     if any(v is None for v in values):
         return measured, None, "a score is missing"
-    trained = [lo >= 0.05 and hi <= 0.15 and p >= 0.6 for lo, hi, p in zip(low, high, precision)]
+    (share_lo, share_hi), min_p = COVERAGE_RANGE, MIN_GAN_PRECISION
+    trained = [lo >= share_lo and hi <= share_hi and p >= min_p for lo, hi, p in zip(low, high, precision)]
     if not all(trained):
         return measured, None, (f"the GAN trained on {sum(trained)} of {len(trained)} seeds (digit shares "
-                                f"5–15% and precision at least 0.6 needed on each)")
+                                f"{share_lo:.0%}–{share_hi:.0%} and precision at least {min_p:g} needed on each)")
     return measured, all(g < v for g, v in zip(fid_gan, fid_vae)), ""
 
 
