@@ -1,5 +1,6 @@
 """Running the book as an operator does: stopping a chapter cleanly, and publishing the built book."""
 
+import json
 import os
 import shutil
 import signal
@@ -34,8 +35,12 @@ def test_stopping_a_chapter_stops_its_kernel_and_says_where_in_one_line(tmp_path
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     try:
-        # the first epoch's checkpoint: the kernel is up and training
-        _wait_for(lambda: any(cache.rglob("*.pt")) or proc.poll() is not None, 180, "a first checkpoint")
+        # a first epoch's checkpoint of every model that trains at once (one per size here: the kernel's one
+        # job, or one per Dask worker), so each is surely training when the signal comes; a worker can start
+        # its first job a few seconds after the other, e.g. while it still imports torch
+        training = len(json.loads(sizes))
+        _wait_for(lambda: len(list(cache.rglob("*.pt"))) >= training or proc.poll() is not None, 180,
+                  f"a first checkpoint of {training} model(s)")
         assert proc.poll() is None, proc.communicate()
         family = psutil.Process(proc.pid).children(recursive=True)
         assert family, "the chapter's kernel should be a child process"
