@@ -106,9 +106,10 @@ def test_generator_matches_spec():
     assert torch.equal(s, gan.sample(7, torch.Generator().manual_seed(0)))   # seeded samples repeat
 
 
-def test_train_batch_updates_both_networks():
+@pytest.mark.parametrize("disc_hidden", [0, 32])
+def test_train_batch_updates_both_networks(disc_hidden):
     torch.manual_seed(0)
-    gan = GAN()
+    gan = GAN(disc_hidden=disc_hidden)
     opt_d, opt_g = gan.make_optimizers(2e-4)
     assert opt_d.defaults["betas"] == opt_g.defaults["betas"] == (0.5, 0.999)
     assert {id(p) for p in opt_d.param_groups[0]["params"]} == {id(p) for p in gan.discriminator.parameters()}
@@ -158,6 +159,10 @@ def test_gan_rejects_bad_config():
         GAN(dropout=1.0)
     with pytest.raises(ParameterError, match="width must be an integer >= 1, got 0"):
         GAN(width=0)
+    with pytest.raises(ParameterError, match="disc_hidden must be an integer >= 0, got -1"):
+        GAN(disc_hidden=-1)
+    with pytest.raises(ParameterError, match="hidden must be an integer >= 0"):
+        Discriminator(hidden=2.5)
 
 
 def test_width_scales_the_generator_and_enters_the_cache_key():
@@ -168,6 +173,29 @@ def test_width_scales_the_generator_and_enters_the_cache_key():
     assert GAN(width=32).cache_key() != GAN().cache_key()
     assert "width" not in GAN().cache_key()        # the source's width keeps its old key
 
+
+
+def test_discriminator_hidden_layer_makes_the_read_out_nonlinear():
+    d = Discriminator(dropout=0.0, hidden=256)
+    layers, out = trace(d.net, torch.zeros(2, 1, 28, 28))
+    assert layers == [
+        ("Conv2d", (64, 14, 14), conv_params(1, 64, 3)),
+        ("Conv2d", (64, 7, 7), conv_params(64, 64, 3)),
+        ("Linear", (256,), dense_params(3136, 256)),            # 803,072
+        ("Linear", (1,), dense_params(256, 1)),                 # 257
+    ]
+    assert count_parameters(d) == 40_705 - 3137 + 803_072 + 257
+    assert [m.negative_slope for m in d.modules() if isinstance(m, nn.LeakyReLU)] == [0.2, 0.2, 0.2]
+    # the source's read-out is affine in the 7x7x64 features, the hidden layer's is not: halfway between two
+    # feature vectors the linear read-out's logit is halfway between their logits, the hidden one's is not
+    torch.manual_seed(0)
+    for hidden, affine in ((0, True), (256, False)):
+        readout = Discriminator(dropout=0.0, hidden=hidden).net[6:]
+        a, b = torch.randn(2, 64, 7, 7), torch.randn(2, 64, 7, 7)
+        mid = readout((a + b) / 2)
+        assert torch.allclose(mid, (readout(a) + readout(b)) / 2, atol=1e-5) is affine
+    gan = GAN(width=32, disc_hidden=256)
+    assert gan.cache_key()["disc_hidden"] == 256 and "disc_hidden" not in GAN(width=32).cache_key()
 
 
 def _tracking_hooks(reference, device):
@@ -219,6 +247,10 @@ def test_chapter_declares_classifier_then_a_vae_and_a_gan_per_seed():
 def test_full_profile_keeps_the_source_networks():
     gan = gan_vs_vae.jobs(chapters.resolve("gan_vs_vae", "full"))[2].model()
     assert count_parameters(gan.generator) == 1_164_289 and gan.dropout == 0.4
+    assert count_parameters(gan.discriminator) == 40_705 and gan.r1_gamma == 0.0    # linear read-out, no R1
+    default = gan_vs_vae.jobs(chapters.resolve("gan_vs_vae", "smoke"))[2].model()
+    assert default.disc_hidden == gan_vs_vae.DEFAULT.gan_disc_hidden > 0
+    assert default.r1_gamma == gan_vs_vae.DEFAULT.gan_r1_gamma > 0
 
 
 def test_chapter_profiles_reject_what_the_notebook_rejected():
@@ -226,6 +258,10 @@ def test_chapter_profiles_reject_what_the_notebook_rejected():
         chapters.resolve("gan_vs_vae", "smoke", {"vae_train_subset": 50})
     with pytest.raises(ParameterError, match="gan_batch_size must be an integer >= 2"):
         chapters.resolve("gan_vs_vae", "smoke", {"gan_batch_size": 1})
+    with pytest.raises(ParameterError, match="gan_disc_hidden must be an integer >= 0"):
+        chapters.resolve("gan_vs_vae", "smoke", {"gan_disc_hidden": -3})
+    with pytest.raises(ParameterError, match="gan_r1_gamma"):
+        chapters.resolve("gan_vs_vae", "smoke", {"gan_r1_gamma": -1})
     with pytest.raises(ParameterError, match="n_samples must be an integer >= 100 and <= 10,000"):
         chapters.resolve("gan_vs_vae", "smoke", {"n_samples": 20000})
     with pytest.raises(ParameterError, match=r"vae_loss must be one of \['sum', 'mean'\]"):
@@ -303,6 +339,7 @@ def test_recipe_reading_names_the_changes_that_mattered():
     text = gan_vs_vae.recipe_reading(table, 17.66)
     assert "ended with FID 270.0, precision 0.40 and its discriminator at loss 1.38 (mean accuracy 54%" in text
     assert 'lowered the FID most was "2. narrow" (270.0 → 180.0)' in text          # -90, against -5 and -15
+    assert 'raised the precision most was "4. lr" (0.39 → 0.44)' in text            # +0.05, against -0.02 and +0.01
     assert 'cut the training time most was "2. narrow" (2.7× faster)' in text      # 320/120 against 120/60 = 2.0
     assert "reached FID 160.0 and precision 0.44 in 0.25 of the source recipe's training time" in text
     assert "FID spread over 17.7 points, so a smaller difference" in text
@@ -362,3 +399,68 @@ def test_budget_reading_when_there_is_nothing_to_compare():
     assert "no reference run" in gan_vs_vae.budget_reading(build, None, smoke)
     assert "not compared" in gan_vs_vae.budget_reading(build, reference, smoke)  # another classifier and n
     assert "own profile" in gan_vs_vae.budget_reading(reference, reference, gan_vs_vae.PROFILES["reference"])
+
+
+def _one_d_step(gan: GAN, x: torch.Tensor, seed: int = 0) -> list[torch.Tensor]:
+    """D's parameters after one train_batch with plain SGD at lr 1 for D (so the change is minus the
+    gradient) and a frozen G (lr 0)."""
+    opt_d = torch.optim.SGD(gan.discriminator.parameters(), lr=1.0)
+    opt_g = torch.optim.SGD(gan.generator.parameters(), lr=0.0)
+    torch.manual_seed(seed)
+    gan.train_batch(x, None, [opt_d, opt_g])
+    return [p.detach().clone() for p in gan.discriminator.parameters()]
+
+
+def test_r1_penalty_matches_an_independent_gradient_of_the_squared_input_gradient():
+    torch.manual_seed(0)
+    x = torch.rand(6, 1, 28, 28)
+    base = GAN(width=8, dropout=0.0, disc_hidden=16)
+    start = {k: v.clone() for k, v in base.state_dict().items()}
+    gamma, every = 3.0, 4
+    with_r1 = GAN(width=8, dropout=0.0, disc_hidden=16, r1_gamma=gamma, r1_every=every)
+    with_r1.load_state_dict({**start, "d_steps": torch.zeros((), dtype=torch.long)})
+    before = [p.detach().clone() for p in base.discriminator.parameters()]
+    plain = _one_d_step(base, x)
+    penalised = _one_d_step(with_r1, x)
+
+    # expected: the gradient in D's parameters of every * gamma / 2 * mean_i ||d logit_i / d x_i||^2,
+    # the input gradient taken per image with torch.func (jacrev), not with the model's create_graph
+    from torch.func import functional_call, grad, jacrev, vmap
+    names = [n for n, _ in base.discriminator.named_parameters()]
+    d = GAN(width=8, dropout=0.0, disc_hidden=16).discriminator
+
+    def penalty(params):
+        logit = lambda xi: functional_call(d, dict(zip(names, params)), (xi.unsqueeze(0),)).squeeze(0)
+        jac = vmap(jacrev(logit))(x)
+        return every * gamma / 2 * jac.square().sum(dim=(1, 2, 3)).mean()
+
+    expected = grad(penalty)(tuple(before))
+    for b, p, q, e in zip(before, plain, penalised, expected):
+        # SGD at lr 1: (params with R1) - (params without) = -(gradient of the penalty)
+        torch.testing.assert_close(p - q, e, rtol=1e-4, atol=1e-6)
+    assert any(e.abs().max() > 1e-4 for e in expected)       # the penalty really moved D
+    assert int(with_r1.d_steps) == 1
+
+
+def test_r1_penalty_is_lazy_and_its_step_count_is_saved():
+    torch.manual_seed(0)
+    x = torch.rand(4, 1, 28, 28)
+    base = GAN(width=8, dropout=0.0)
+    lazy = GAN(width=8, dropout=0.0, r1_gamma=10.0, r1_every=3)
+    lazy.load_state_dict({**base.state_dict(), "d_steps": torch.tensor(1)})   # steps 1 and 2: no penalty
+    for step in (1, 2, 3):
+        a, b = _one_d_step(base, x, seed=step), _one_d_step(lazy, x, seed=step)
+        same = all(torch.equal(p, q) for p, q in zip(a, b))
+        assert same is (step != 3), step                       # step 3 is a multiple of r1_every
+    assert int(lazy.d_steps) == 4 and "d_steps" in lazy.state_dict()   # a checkpoint resumes the count
+    assert "d_steps" not in base.state_dict()                           # without R1 the state is the source's
+    assert lazy.cache_key()["r1"] == [10.0, 3] and "r1" not in base.cache_key()
+
+
+def test_gan_rejects_bad_r1_settings():
+    with pytest.raises(ParameterError, match="r1_gamma must be a finite number >= 0"):
+        GAN(r1_gamma=-1.0)
+    with pytest.raises(ParameterError, match="r1_gamma"):
+        GAN(r1_gamma=float("nan"))
+    with pytest.raises(ParameterError, match="r1_every must be an integer >= 1, got 0"):
+        GAN(r1_every=0)

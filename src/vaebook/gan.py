@@ -17,6 +17,15 @@ mini-batch makes one D step on the real images and as many fresh samples, then o
 the same samples with the updated D (as PyTorch's DCGAN example does; the Keras source drew new noise
 for the G step, which costs a second generator pass, by far the most expensive part on a CPU).
 
+Optionally (``r1_gamma`` > 0) D's loss adds the R1 penalty of Mescheder et al. (2018), a gradient penalty
+on real images only,
+
+    R1 = (gamma / 2) E_x[ ||grad_x logit D(x)||^2 ],
+
+which pushes D to be flat on the data so that it cannot grow ever steeper where G's samples sit; it is
+"lazy" as in StyleGAN2 (Karras et al. 2020, section 3.1): computed every ``r1_every``-th D step and
+multiplied by ``r1_every``, which keeps its average and costs a quarter of the double back-propagation.
+
 Both networks return logits; the sigmoid of the Keras originals lives in the loss
 (``binary_cross_entropy_with_logits``), which is the same function computed without overflow.
 """
@@ -79,14 +88,25 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """28x28x1 -> Conv 64, 3x3, s2, LeakyReLU 0.2, Dropout 0.4 -> 14x14x64 -> Conv 64, 3x3, s2,
     LeakyReLU 0.2, Dropout 0.4 -> 7x7x64 -> flatten 3136 -> Dense 1 -> logit of "real" (40,705 parameters).
+
+    The source's read-out is linear: each of the 3136 features sees a 7x7-pixel patch (two 3x3 stride-2
+    convolutions), and the logit is a weighted sum of them, so D can score where strokes are but not
+    whether the strokes at two places belong to one digit. ``hidden`` > 0 puts one dense layer of that many
+    units (LeakyReLU 0.2) between the features and the logit, which makes the read-out a nonlinear function
+    of the whole image (``hidden=0``: the source's network).
     """
 
-    def __init__(self, dropout: float = 0.4):
+    def __init__(self, dropout: float = 0.4, hidden: int = 0):
         super().__init__()
+        if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 0:
+            raise ParameterError(f"hidden must be an integer >= 0 (0: the source's linear read-out), got {hidden!r}")
+        self.hidden = hidden
+        readout = ([nn.Linear(7 * 7 * 64, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)] if hidden
+                   else [nn.Linear(7 * 7 * 64, 1)])
         self.net = nn.Sequential(
             nn.Conv2d(1, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(dropout),
             nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.LeakyReLU(0.2), nn.Dropout(dropout),
-            nn.Flatten(), nn.Linear(7 * 7 * 64, 1))
+            nn.Flatten(), *readout)
         keras_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,19 +121,26 @@ class GAN(nn.Module):
     """
 
     def __init__(self, noise_size: int = NOISE_SIZE, dropout: float = 0.4, betas: tuple[float, float] = (0.5, 0.999),
-                 width: int = 128):
+                 width: int = 128, disc_hidden: int = 0, r1_gamma: float = 0.0, r1_every: int = 4):
         super().__init__()
-        for label, value in (("noise_size", noise_size), ("width", width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ParameterError(f"{label} must be an integer >= 1, got {value!r}")
+        for label, value, minimum in (("noise_size", noise_size, 1), ("width", width, 1),
+                                      ("disc_hidden", disc_hidden, 0), ("r1_every", r1_every, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+                raise ParameterError(f"{label} must be an integer >= {minimum}, got {value!r}")
         if not 0 <= dropout < 1:
             raise ParameterError(f"dropout must be in [0, 1), got {dropout!r}")
+        if isinstance(r1_gamma, bool) or not isinstance(r1_gamma, (int, float)) or not 0 <= r1_gamma < float("inf"):
+            raise ParameterError(f"r1_gamma must be a finite number >= 0 (0: no R1 penalty), got {r1_gamma!r}")
         if len(betas) != 2 or not all(0 <= b < 1 for b in betas):
             raise ParameterError(f"betas must be two numbers in [0, 1), got {betas!r}")
         self.noise_size, self.dropout, self.betas = noise_size, dropout, tuple(float(b) for b in betas)
-        self.width = width
+        self.width, self.disc_hidden = width, disc_hidden
         self.generator = Generator(noise_size, width)
-        self.discriminator = Discriminator(dropout)
+        self.discriminator = Discriminator(dropout, disc_hidden)
+        self.r1_gamma, self.r1_every = float(r1_gamma), r1_every
+        if self.r1_gamma:
+            # which D step this is, for the lazy penalty; a buffer, so a resumed run continues the count
+            self.register_buffer("d_steps", torch.zeros((), dtype=torch.long))
         # precision="auto" (bench/bench_precision.py, 2 cores with native bf16): 2.15x faster in bf16 +
         # channels_last than fp32 (2.36x on one thread). bench/bench_precision_quality.py, 3 seeds of the
         # default budget: final D and G losses and FID within the fp32 seed spread (FID 268-383 fp32), but
@@ -131,6 +158,10 @@ class GAN(nn.Module):
                "dropout": self.dropout, "betas": list(self.betas), "loss": "non-saturating"}
         if self.width != 128:  # the source's width keeps its old key, so cached source models stay valid
             key["width"] = self.width
+        if self.disc_hidden:  # likewise for the source's linear read-out
+            key["disc_hidden"] = self.disc_hidden
+        if self.r1_gamma:  # and for no R1 penalty
+            key["r1"] = [self.r1_gamma, self.r1_every]
         return key
 
     def make_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
@@ -149,19 +180,29 @@ class GAN(nn.Module):
         return torch.sigmoid(self.generator(z))
 
     def train_batch(self, x: torch.Tensor, y: torch.Tensor | None, optimizers) -> dict[str, float]:
-        """One discriminator step on ``x`` and len(x) generated images, then one generator step."""
+        """One discriminator step on ``x`` and len(x) generated images (plus the R1 penalty on ``x`` every
+        ``r1_every``-th step when ``r1_gamma`` > 0), then one generator step."""
         opt_d, opt_g = optimizers
         n = len(x)
         ones, zeros = torch.ones(n, device=x.device), torch.zeros(n, device=x.device)
 
         # discriminator: real -> 1, fake -> 0 (fakes detached: this step must not move G)
         fake = torch.sigmoid(self.generator(self.noise(n)))
+        penalise = bool(self.r1_gamma) and int(self.d_steps) % self.r1_every == 0
+        if penalise:
+            x = x.detach().requires_grad_(True)
         logit_real = self.discriminator(x)
         logit_fake = self.discriminator(fake.detach())
         d_loss = (F.binary_cross_entropy_with_logits(logit_real, ones)
                   + F.binary_cross_entropy_with_logits(logit_fake, zeros))
+        penalty = 0.0
+        if penalise:
+            grad, = torch.autograd.grad(logit_real.sum(), x, create_graph=True)
+            penalty = self.r1_every * self.r1_gamma / 2 * grad.float().square().sum(dim=(1, 2, 3)).mean()
+        if self.r1_gamma:
+            self.d_steps += 1
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
+        (d_loss + penalty).backward()
         opt_d.step()
 
         # generator, non-saturating: make D call the same fakes real (D is not stepped here)
@@ -174,6 +215,7 @@ class GAN(nn.Module):
         for p in self.discriminator.parameters():
             p.requires_grad_(True)
 
+        # d_loss is the classification loss alone (2 ln 2 at chance), with or without the penalty
         return {"d_loss": d_loss.item(), "g_loss": g_loss.item(),
                 "d_acc_real": (logit_real > 0).float().mean().item(),
                 "d_acc_fake": (logit_fake < 0).float().mean().item()}
