@@ -1,6 +1,6 @@
 """Which part of the GAN recipe of the chapter "GAN versus VAE" matters? An ablation, one change per row.
 
-    .venv/bin/python bench/bench_gan_recipe.py                  # all 7 rows, about 8 minutes on 2 cores (measured)
+    .venv/bin/python bench/bench_gan_recipe.py                  # all 7 rows, about 9 minutes on 2 cores (measured)
     .venv/bin/python bench/bench_gan_recipe.py --only 2,3 --steps 20 --n-samples 300   # a quick smoke run
 
 Rows, each one change on top of the previous (seed 0, batch 64, precision "auto"):

@@ -347,6 +347,25 @@ def test_recipe_reading_names_the_changes_that_mattered():
         gan_vs_vae.recipe_reading(table.iloc[:1], 10.0)
 
 
+def test_recipe_reading_names_a_collapsed_row_and_compares_nothing_with_it():
+    import pandas as pd
+
+    # row 3 collapsed (recall 0: precision 1.0 and FID 900 describe one blob); row 4 trained again
+    table = pd.DataFrame({"FID": [270.0, 160.0, 900.0, 55.0], "precision": [0.4, 0.44, 1.0, 0.58],
+                          "recall": [0.16, 0.42, 0.0, 0.8], "train s": [320.0, 80.0, 120.0, 130.0],
+                          "last D loss": [1.38, 1.23, 0.0, 1.16], "last D acc": [0.54, 0.69, 1.0, 0.77]},
+                         index=["1. source", "2. lr", "3. hidden", "4. r1"])
+    text = gan_vs_vae.recipe_reading(table, 10.0)
+    # only 1 -> 2 is a comparison between two trained rows (2 -> 3 and 3 -> 4 involve the collapsed row)
+    assert 'lowered the FID most was "2. lr" (270.0 → 160.0)' in text
+    assert 'raised the precision most was "2. lr" (0.40 → 0.44)' in text
+    assert ('Row "3. hidden" collapsed: recall 0.00, with its discriminator at loss 0.00 (mean accuracy 100%), so '
+            'its FID and precision (900.0, 1.00) describe no digits.') in text
+    assert ('The next change, "4. r1", trained again: FID 55.0, precision 0.58, discriminator loss 1.16, against '
+            'FID 160.0 and precision 0.44 before the collapsed row\'s change.') in text
+    assert "No two neighbouring rows" in gan_vs_vae.recipe_reading(table.iloc[[0, 2]], 10.0)
+
+
 def test_recipe_table_is_one_column_per_row_with_formatted_scores():
     import pandas as pd
 

@@ -204,33 +204,62 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
 RECIPE_ABLATION = "gan_recipe.csv"   # written by bench/bench_gan_recipe.py into book/reference/
 
 
+COLLAPSED_RECALL = 0.01   # an ablation row whose samples reach no real digit's neighbourhood has collapsed
+
+
 def recipe_reading(ablation: pd.DataFrame, seed_fid_range: float) -> str:
     """What the ablation table (:func:`recipe_ablation`: rows in order, columns "FID", "precision", "train s",
-    "last D loss", "last D acc") shows, as sentences: where the source recipe ended, which change lowered
-    the FID most, which raised the precision most and which cut the training time most (each against the row
-    above), and where the last row ended; ``seed_fid_range`` (the spread of the chapter's GAN FID over its
-    seeds) says how large a difference between two one-seed rows has to be to mean anything."""
+    "last D loss", "last D acc", optionally "recall") shows, as sentences: where the source recipe ended,
+    which change lowered the FID most, which raised the precision most and which cut the training time most
+    (each against the row above), and where the last row ended; ``seed_fid_range`` (the spread of the
+    chapter's GAN FID over its seeds) says how large a difference between two one-seed rows has to be to
+    mean anything. A row with recall below :data:`COLLAPSED_RECALL` has collapsed (a generator that draws
+    one blob can score precision 1): it is named, and no FID or precision comparison involves it."""
     if len(ablation) < 2:
         raise ValueError(f"an ablation needs at least two rows, got {len(ablation)}")
     src, last = ablation.iloc[0], ablation.iloc[-1]
+    collapsed = (ablation["recall"] < COLLAPSED_RECALL if "recall" in ablation
+                 else pd.Series(False, index=ablation.index))
+    comparable = ~collapsed & ~collapsed.shift(1, fill_value=False)   # the row and the one above trained
+    comparable.iloc[0] = False                                           # the first row has nothing above it
     fid_drop = ablation["FID"].shift(1) - ablation["FID"]          # positive: the row's change lowered the FID
     precision_gain = ablation["precision"] - ablation["precision"].shift(1)
     speed_up = ablation["train s"].shift(1) / ablation["train s"]   # > 1: the row's change made training faster
-    best_fid, best_precision = fid_drop.iloc[1:].idxmax(), precision_gain.iloc[1:].idxmax()
     fastest = speed_up.iloc[1:].idxmax()
     at = ablation.index.get_loc
-    return (f"The source's recipe ended with FID {src['FID']:.1f}, precision {src['precision']:.2f} and its "
+    text = (f"The source's recipe ended with FID {src['FID']:.1f}, precision {src['precision']:.2f} and its "
             f"discriminator at loss {src['last D loss']:.2f} (mean accuracy {src['last D acc']:.0%}; at chance: "
-            f"1.39 and 50%). The change that lowered the FID most was \"{best_fid}\" "
-            f"({ablation['FID'].iloc[at(best_fid) - 1]:.1f} → {ablation.loc[best_fid, 'FID']:.1f}); the one that "
-            f"raised the precision most was \"{best_precision}\" "
-            f"({ablation['precision'].iloc[at(best_precision) - 1]:.2f} → "
-            f"{ablation.loc[best_precision, 'precision']:.2f}); the one that "
-            f"cut the training time most was \"{fastest}\" ({speed_up[fastest]:.1f}× faster). The last row "
-            f"reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
-            f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each row is one "
-            f"seed: across this page's seeds the default GAN's FID spread over {seed_fid_range:.1f} points, so "
-            f"a smaller difference between two rows is not evidence of an effect.")
+            f"1.39 and 50%).")
+    if comparable.any():
+        best_fid, best_precision = fid_drop[comparable].idxmax(), precision_gain[comparable].idxmax()
+        text += (f" The change that lowered the FID most was \"{best_fid}\" "
+                 f"({ablation['FID'].iloc[at(best_fid) - 1]:.1f} → {ablation.loc[best_fid, 'FID']:.1f}); the one "
+                 f"that raised the precision most was \"{best_precision}\" "
+                 f"({ablation['precision'].iloc[at(best_precision) - 1]:.2f} → "
+                 f"{ablation.loc[best_precision, 'precision']:.2f});")
+    else:
+        text += " No two neighbouring rows both trained, so no change's effect on FID or precision is read;"
+    text += f" the one that cut the training time most was \"{fastest}\" ({speed_up[fastest]:.1f}× faster)."
+    for name in ablation.index[collapsed]:
+        row = ablation.loc[name]
+        text += (f" Row \"{name}\" collapsed: recall {row['recall']:.2f}, with its discriminator at loss "
+                 f"{row['last D loss']:.2f} (mean accuracy {row['last D acc']:.0%}), so its FID and precision "
+                 f"({row['FID']:.1f}, {row['precision']:.2f}) describe no digits.")
+        following = at(name) + 1
+        if following < len(ablation) and not collapsed.iloc[following]:
+            after = ablation.iloc[following]
+            text += (f" The next change, \"{ablation.index[following]}\", trained again: FID {after['FID']:.1f}, "
+                     f"precision {after['precision']:.2f}, discriminator loss {after['last D loss']:.2f}")
+            if following >= 2 and not collapsed.iloc[following - 2]:   # the row before the collapsed one
+                before = ablation.iloc[following - 2]
+                text += (f", against FID {before['FID']:.1f} and precision {before['precision']:.2f} before "
+                         f"the collapsed row's change")
+            text += "."
+    text += (f" The last row reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
+             f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each row is one "
+             f"seed: across this page's seeds the default GAN's FID spread over {seed_fid_range:.1f} points, so "
+             f"a smaller difference between two rows is not evidence of an effect.")
+    return text
 
 
 RECIPE_FORMATS = {"G params": "{:,.0f}", "steps": "{:,.0f}", "train s": "{:.0f}", "FID": "{:.1f}",
