@@ -682,9 +682,11 @@ report.glue("conclusion", seeds_conclusion(seed_table));
 #   {glue:md}`gan_updates` generator updates, an uneven histogram may say more about the budget than
 #   about GANs.
 # * **Cost.** Per training image, a GAN update took {glue:md}`cost_ratio` times as long as a VAE update
-#   when these models were trained (seconds in the training table): the generator's
-#   {glue:md}`gan_width`-channel transposed convolutions at full resolution dominate. On a CPU the VAE gets much further for the
-#   same time, so a `default`-profile comparison compares budgets as much as models.
+#   when these models were trained (seconds in the training table): each update runs the generator
+#   forward and backward once and the discriminator three times (real digits and fakes for its own step,
+#   the same fakes again for the generator's), and the generator's {glue:md}`gan_width`-channel transposed
+#   convolutions at full resolution are the largest layers of either network. On a CPU the VAE gets much
+#   further for the same time, so a `default`-profile comparison compares budgets as much as models.
 # * **Where the source differs.** The source trained its VAE on mean BCE plus mean KL, a $\beta = 49$
 #   objective that over-smooths; the per-image ELBO used here is the VAE's actual objective. The source
 #   judged samples by eye; here every claim rests on a computed, calibrated number.
