@@ -625,16 +625,18 @@ table.style.format({"FID": "{:.1f}", "precision": "{:.3f}", "recall": "{:.3f}",
 # accuracy in its last epoch (at chance: 1.39 and 50%). It is measured by `bench/bench_gan_recipe.py` (about 9 minutes on two
 # cores) and read from `book/reference/gan_recipe.csv`. Rows 6 and 7 are the two changes to the
 # discriminator described under *How the GAN works*: a hidden layer in its read-out, then the R1 penalty.
-# {glue:md}`ablation_note`
+# {glue:md}`ablation_note` {glue:md}`ablation_legend`
 
 # %% tags=["hide-input"]
 ablation = chapter.recipe_ablation()
 if ablation is None:
     report.glue("ablation_note", "**It has not been measured in this checkout**: run the script to fill it.")
+    report.glue("ablation_legend", "(No rows yet.)")
     ablation = pd.DataFrame()
 else:
     gan_fid = seed_table.xs("GAN", level="model")["FID"]
     report.glue("ablation_note", chapter.recipe_reading(ablation, gan_fid.max() - gan_fid.min()))
+    report.glue("ablation_legend", "Columns: " + chapter.recipe_legend(ablation))
     ablation = chapter.recipe_table(ablation)
 ablation
 

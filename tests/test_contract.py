@@ -147,10 +147,14 @@ def vae_gan() -> Contract:
 def gan() -> Contract:
     from vaebook.gan import GAN
 
-    arguments = {"noise_size": 99, "dropout": 0.3, "betas": (0.9, 0.999), "width": 16}
+    arguments = {"noise_size": 99, "dropout": 0.3, "betas": (0.9, 0.999), "width": 16, "disc_hidden": 8,
+                 "r1_gamma": 2.0, "r1_every": 2}
     assert constructor_arguments(GAN) == set(arguments)
-    return Contract(partial(GAN), gan_losses, {f"{k}={v!r}": partial(GAN, **{k: v}) for k, v in arguments.items()},
-                    lr=2e-4)  # the GAN chapter's (and DCGAN's) learning rate
+    # with a lazy R1 penalty (every 3rd step), so that resuming must also restore its step count; r1_every only
+    # matters where there is a penalty
+    base = {"r1_gamma": 1.0, "r1_every": 3}
+    variants = {f"{k}={v!r}": partial(GAN, **{**base, k: v}) for k, v in arguments.items()}
+    return Contract(partial(GAN, **base), gan_losses, variants, lr=2e-4)  # the GAN chapter's (and DCGAN's) lr
 
 
 def classifier() -> Contract:

@@ -372,8 +372,8 @@ def test_recipe_table_is_one_column_per_row_with_formatted_scores():
     table = pd.DataFrame({"G params": [1164289, 192769], "steps": [1536, 1876], "FID": [274.83, 159.09],
                           "last D acc": [0.5368, 0.688]}, index=["1. source recipe", "5. learning rate 5e-4"])
     shown = gan_vs_vae.recipe_table(table)
-    assert list(shown.columns) == ["1", "5"]
-    assert shown.loc["change"].tolist() == ["source recipe", "learning rate 5e-4"]
+    assert list(shown.columns) == ["1", "5"] and "change" not in shown.index
+    assert gan_vs_vae.recipe_legend(table) == "**1** source recipe; **5** learning rate 5e-4."
     assert shown.loc["G params"].tolist() == ["1,164,289", "192,769"]
     assert shown.loc["FID"].tolist() == ["274.8", "159.1"] and shown.loc["last D acc"].tolist() == ["54%", "69%"]
 

@@ -269,11 +269,17 @@ RECIPE_FORMATS = {"G params": "{:,.0f}", "steps": "{:,.0f}", "train s": "{:.0f}"
 
 def recipe_table(ablation: pd.DataFrame) -> pd.DataFrame:
     """The ablation as text for the page, one column per row of the ablation (so it fits the column): the
-    columns are the row numbers, the first line names each row's change, the rest are formatted scores."""
+    columns are the row numbers (:func:`recipe_legend` names their changes), the rows formatted scores."""
     numbers = [str(name).split(".", 1)[0] for name in ablation.index]
-    changes = [str(name).split(". ", 1)[-1] for name in ablation.index]
     body = {col: [fmt.format(v) for v in ablation[col]] for col, fmt in RECIPE_FORMATS.items() if col in ablation}
-    return pd.DataFrame({"change": changes, **body}, index=numbers).T
+    return pd.DataFrame(body, index=numbers).T
+
+
+def recipe_legend(ablation: pd.DataFrame) -> str:
+    """The change of each ablation row, as one line of Markdown: "**1** source recipe; **2** ..." (the
+    table's column headers are the bare row numbers, so that the table fits the page's column)."""
+    parts = [str(name).split(". ", 1) for name in ablation.index]
+    return "; ".join(f"**{p[0]}** {p[-1]}" if len(p) == 2 else f"**{p[0]}**" for p in parts) + "."
 
 
 def recipe_ablation() -> pd.DataFrame | None:
