@@ -49,7 +49,18 @@ def test_stopping_a_chapter_stops_its_kernel_and_says_where_in_one_line(tmp_path
             proc.send_signal(signal.SIGTERM)
         else:
             os.killpg(proc.pid, signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
+        try:
+            stdout, stderr = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # say which processes were still alive (the build itself, or a child holding its output pipes)
+            def describe(p):
+                try:
+                    return f"{p.pid} {p.status()} pgid {os.getpgid(p.pid)} {' '.join(p.cmdline()[:4])}"
+                except (psutil.Error, ProcessLookupError):
+                    return None
+
+            alive = [d for d in map(describe, [psutil.Process(proc.pid), *family]) if d]
+            pytest.fail(f"the build did not stop within 30 s of the signal; alive: {alive}")
         elapsed = time.monotonic() - t0
     finally:
         if proc.poll() is None:
