@@ -18,7 +18,7 @@
 # **generative adversarial network** {cite}`goodfellow2014gan` learns a generator by pitting it against a
 # discriminator. This chapter trains both on MNIST with the source study's own (Keras) networks,
 # translated to PyTorch (in the `default` profile the generator at a quarter of its width and a
-# discriminator that can judge whole digits; the section *What each change of the recipe did* says why), each with
+# discriminator that can judge whole digits; *How the GAN works* says why), each with
 # several seeds, and compares what they produce: loss curves, samples while they learn, walks
 # through their latent spaces, a check for memorised training digits, and sample-quality numbers that are
 # calibrated so a reader can tell what they mean.

@@ -24,7 +24,7 @@ on real images only,
 
 which pushes D to be flat on the data so that it cannot grow ever steeper where G's samples sit; it is
 "lazy" as in StyleGAN2 (Karras et al. 2020, section 3.1): computed every ``r1_every``-th D step and
-multiplied by ``r1_every``, which keeps its average and costs a quarter of the double back-propagation.
+multiplied by ``r1_every``, which keeps its average and runs the double back-propagation on 1 in ``r1_every`` steps.
 
 Both networks return logits; the sigmoid of the Keras originals lives in the loss
 (``binary_cross_entropy_with_logits``), which is the same function computed without overflow.
