@@ -511,7 +511,7 @@ def fit_ex_post_priors(codes: torch.Tensor, n_components: int = 10, seed: int = 
 class ModelEvaluation:
     """One trained model's evaluation: ``row`` (the results table's columns), its prior ``samples`` (pixel
     probabilities, CPU), the ``codes`` of the code images (flow image of the posterior mean, CPU) and
-    ``log_px`` and ``elbo``, the per-image bound :math:`\mathcal L_k` behind the NLL and the ELBO from the
+    ``log_px`` and ``elbo``, the per-image bound :math:`\\mathcal L_k` behind the NLL and the ELBO from the
     same samples (for :func:`paired_gain`)."""
 
     row: dict[str, float]
