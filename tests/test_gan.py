@@ -483,3 +483,38 @@ def test_gan_rejects_bad_r1_settings():
         GAN(r1_gamma=float("nan"))
     with pytest.raises(ParameterError, match="r1_every must be an integer >= 1, got 0"):
         GAN(r1_every=0)
+
+
+class _NearestTestDigit(nn.Module):
+    """A stand-in classifier that labels an image with the label of the nearest of the given digits."""
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.register_buffer("x", x.flatten(1))
+        self.register_buffer("y", y)
+        self.unused = nn.Parameter(torch.zeros(()))   # batched() reads the device from a parameter
+
+    def forward(self, images):
+        nearest = torch.cdist(images.flatten(1).float(), self.x).argmin(1)
+        return nn.functional.one_hot(self.y[nearest], 10).float() * 10
+
+
+class _Reconstructs(nn.Module):
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+
+    def reconstruct(self, x):
+        return self.how(x)
+
+
+def test_reconstruction_accuracy_uses_the_labelled_test_digits():
+    p = gan_vs_vae.PROFILES["smoke"]
+    test = gan_vs_vae.chapter_data(p).test
+    x, y = test.x[:gan_vs_vae.N_TEST_ELBO], test.y[:gan_vs_vae.N_TEST_ELBO]
+    oracle = _NearestTestDigit(x, y)
+    assert gan_vs_vae.reconstruction_accuracy(p, oracle, _Reconstructs(lambda v: v)) == 1.0
+    # each digit "reconstructed" as its neighbour in the test set: right exactly where the two labels agree
+    shifted = gan_vs_vae.reconstruction_accuracy(p, oracle, _Reconstructs(lambda v: v.roll(1, 0)))
+    assert shifted == pytest.approx((y == y.roll(1, 0)).double().mean().item(), abs=1e-6)
+    assert 0.05 < shifted < 0.2

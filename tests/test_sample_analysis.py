@@ -308,13 +308,19 @@ def test_loss_fell_every_epoch_and_vae_criteria():
     with pytest.raises(ValueError, match="finite"):
         sa.loss_fell_every_epoch([1.0, float("nan")])
     fine = {"spread": 0.2, "ink": 0.13, "real_ink": 0.13, "collapsed": False}
-    checks = sa.vae_criteria([120.0, 110.0, 105.0], np.full(10, 0.1), fine)
+    checks = sa.vae_criteria([120.0, 110.0, 105.0], fine, 0.95)
     assert all(c.passed for c in checks)
     assert checks[0].measured == "test loss from 120.0 to 105.0 nats per image over 3 epochs"
+    assert checks[2].target == "at least 90% of its reconstructions recognised as their digit"
+    assert checks[2].measured == "95.0% of its reconstructions recognised"
+    assert sa.vae_criteria([120.0, 110.0], fine, 0.9)[2].passed                 # the threshold itself passes
     collapsed = dict(fine, collapsed=True)
-    failed = sa.vae_criteria([120.0, 121.0], np.array([0.2, 0.0] + [0.1] * 8), collapsed)
+    failed = sa.vae_criteria([120.0, 121.0], collapsed, 0.899)
     assert [c.passed for c in failed] == [False, False, False]
-    assert "after its only epoch" in sa.vae_criteria([99.0], np.full(10, 0.1), fine)[0].measured
+    assert "after its only epoch" in sa.vae_criteria([99.0], fine, 0.95)[0].measured
+    assert not sa.vae_criteria([99.0], fine, 0.95, min_accuracy=0.96)[2].passed
+    with pytest.raises(ValueError, match="reconstruction_accuracy must be a share"):
+        sa.vae_criteria([99.0], fine, 95.0)                                       # a percentage, not a share
 
 
 def test_discriminator_state_thresholds():
@@ -380,7 +386,7 @@ def test_gan_diagnosis_reads_the_curves():
 
 def test_training_statement_names_the_failed_criteria_with_numbers():
     gan_bad = sa.gan_criteria(np.array([0.0, 0.5] + [0.0625] * 8), 300.0, 20.0, 0.7)
-    vae_ok = sa.vae_criteria([120.0, 110.0], np.full(10, 0.1), _FINE)
+    vae_ok = sa.vae_criteria([120.0, 110.0], _FINE, 0.95)
     text = sa.training_statement(gan_bad, vae_ok, "DIAGNOSIS.")
     assert text.startswith("**This run's GAN did not train well enough")
     assert ("failed 2 of these 3 criteria, with digit shares from 0.0% to 50.0% and FID 300.0 against the "
@@ -391,17 +397,20 @@ def test_training_statement_names_the_failed_criteria_with_numbers():
     gan_ok = sa.gan_criteria(np.full(10, 0.1), 10.0, 20.0, 0.7)
     text = sa.training_statement(gan_ok, vae_ok, "unused")
     assert text.startswith("**This run's GAN trained**") and "no conclusion" not in text and "unused" not in text
-    vae_bad = sa.vae_criteria([110.0, 120.0], np.full(10, 0.1), _FINE)
+    vae_bad = sa.vae_criteria([110.0, 120.0], _FINE, 0.95)
     assert ("The VAE did not pass this chapter's check of its own training either: it needs a test loss that "
             "fell in every epoch, and had test loss from 110.0 to 120.0") in sa.training_statement(gan_ok, vae_bad, "")
 
 
-def _seed_scores(gan_fid, vae_fid, gan_trained=(True, True, True), vae_trained=(True, True, True)):
+def _seed_scores(gan_fid, vae_fid, gan_trained=(True, True, True), vae_trained=(True, True, True),
+                 vae_even=None):
     rows = []
     for i, (gf, vf, gt, vt) in enumerate(zip(gan_fid, vae_fid, gan_trained, vae_trained)):
         rows += [{"seed": i, "model": "VAE", "FID": vf, "precision": 0.7, "recall": 0.5, "trained": vt},
                  {"seed": i, "model": "GAN", "FID": gf, "precision": 0.8, "recall": 0.4 + 0.2 * (i == 0),
                   "trained": gt}]
+        if vae_even is not None:   # the GAN is even wherever it trained
+            rows[-2]["even digits"], rows[-1]["even digits"] = vae_even[i], gt
     return pd.DataFrame(rows).set_index(["seed", "model"])
 
 
@@ -413,13 +422,17 @@ def test_seeds_conclusion_claims_only_what_holds_on_every_seed():
     assert text.startswith("No comparison: the GAN met its criteria on 2 of 3 seeds") and "Lower FID" not in text
     text = sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0], vae_trained=(False,) * 3))
     assert "the VAE passed its checks on 0 of 3 seeds" in text
+    assert "Every digit" not in sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0]))
+    text = sa.seeds_conclusion(_seed_scores([90.0, 95.0, 100.0], [230.0, 235.0, 240.0], vae_even=(False, True, False)))
+    assert ("Every digit between 5% and 15% of the samples: the GAN on 3 of 3 seeds, the VAE on 1 of 3.") in text
+    assert text.endswith("A score is claimed for a model only where it leads on every seed.")
     text = sa.seeds_conclusion(_seed_scores([90.0, 95.0], [230.0, 235.0]))
     assert "a verdict needs at least 3 seeds" in text and "Lower FID" not in text
 
 
 def test_observed_failures_lists_only_what_happened():
     gan_ok = sa.gan_criteria(np.full(10, 0.1), 10.0, 20.0, 0.7)
-    vae_ok = sa.vae_criteria([120.0, 110.0], np.full(10, 0.1), _FINE)
+    vae_ok = sa.vae_criteria([120.0, 110.0], _FINE, 0.95)
     assert sa.observed_failures("neither", gan_ok, vae_ok, vae_grey=0.10, real_grey=0.06) == []
     out = sa.observed_failures("chance", gan_ok, vae_ok, vae_grey=0.25, real_grey=0.06)
     assert out[0].startswith("the VAE's samples are blurred: 25% of their pixels are grey")

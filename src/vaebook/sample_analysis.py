@@ -296,6 +296,15 @@ def repeated_quality(classifier: MNISTClassifier, real: torch.Tensor, sample_set
 # used for), and precision at least 0.6 (most samples fall inside the real digits' manifold).
 MIN_GAN_PRECISION = 0.6
 
+# The VAE counts as trained when, besides a falling test loss and samples that did not collapse, its
+# decoder draws recognisable digits from the codes of real ones: the classifier recognises at least 90%
+# of its reconstructions of labelled test digits (real test digits: about 99%). Its samples from the prior
+# N(0, I) are a different matter: the prior puts mass where the encoder put no codes, and the decoder
+# draws blends there (the reason Ghosh et al. 2020 fit a density to the codes after training), so a VAE
+# whose reconstructions are right can still draw one digit too often. That is a property of its samples,
+# which the comparison reports, not a failure of its training.
+MIN_RECONSTRUCTION_ACCURACY = 0.9
+
 # The discriminator's state, read from its loss L_D and its accuracies on real and generated images.
 # At chance: L_D within 0.15 of 2 ln 2 (the loss of D = 1/2 everywhere) and the mean of the two
 # accuracies within 0.1 of 1/2. Winning outright: L_D below 0.3 and both accuracies above 0.9.
@@ -343,22 +352,27 @@ def loss_fell_every_epoch(losses) -> bool:
     return bool((np.diff(x) < 0).all())
 
 
-def vae_criteria(test_losses, class_hist, collapse: Mapping,
-                 coverage: tuple[float, float] = COVERAGE_RANGE) -> list[Criterion]:
+def vae_criteria(test_losses, collapse: Mapping, reconstruction_accuracy: float,
+                 min_accuracy: float = MIN_RECONSTRUCTION_ACCURACY) -> list[Criterion]:
     """This chapter's check that its VAE trained: its test loss (nats per image, one value per epoch)
-    fell in every epoch, its samples did not collapse (:func:`collapse_check`), and every digit has
-    5-15% of its samples (the GAN's coverage criterion)."""
+    fell in every epoch, its samples did not collapse (:func:`collapse_check`), and the classifier
+    recognises at least ``min_accuracy`` of its reconstructions of labelled test digits as the digit they
+    came from (``reconstruction_accuracy``, see :data:`MIN_RECONSTRUCTION_ACCURACY`).
+
+    How evenly its *prior* samples spread over the digits is not a check of training (see
+    :data:`MIN_RECONSTRUCTION_ACCURACY`); the comparison with the GAN reports it."""
     x = np.asarray(test_losses, dtype=np.float64)
-    hist = np.asarray(class_hist, dtype=np.float64)
-    low, high = coverage
+    if not 0 <= reconstruction_accuracy <= 1:
+        raise ValueError(f"reconstruction_accuracy must be a share in [0, 1], got {reconstruction_accuracy!r}")
     epochs = (f"test loss from {x[0]:.1f} to {x[-1]:.1f} nats per image over {len(x)} epochs" if len(x) > 1
               else f"test loss {x[0]:.1f} nats per image after its only epoch")
     return [Criterion("a test loss that fell in every epoch", epochs, loss_fell_every_epoch(x)),
             Criterion("samples that did not collapse", f"spread {collapse['spread']:.3f} between samples and "
                       f"ink {collapse['ink']:.3f} (real digits {collapse['real_ink']:.3f})",
                       not collapse["collapsed"]),
-            Criterion(f"every digit {low:.0%}-{high:.0%} of its samples",
-                      f"digit shares from {hist.min():.1%} to {hist.max():.1%}", coverage_met(hist, low, high))]
+            Criterion(f"at least {min_accuracy:.0%} of its reconstructions recognised as their digit",
+                      f"{reconstruction_accuracy:.1%} of its reconstructions recognised",
+                      bool(reconstruction_accuracy >= min_accuracy))]
 
 
 def discriminator_state(d_loss: float, d_acc_real: float, d_acc_fake: float,
@@ -489,9 +503,9 @@ def observed_failures(gan_state: str, gan: list[Criterion], vae: list[Criterion]
 
 def seeds_conclusion(scores: pd.DataFrame) -> str:
     """The page's conclusion (Markdown) from every seed's scores (:func:`vaebook.chapters.gan_vs_vae.seed_scores`:
-    rows (seed, "VAE"|"GAN") with FID, precision, recall and "trained"). A model leads on a score only if it
-    leads on every seed; a comparison is drawn only when both models trained on every seed, and there are at
-    least 3 seeds."""
+    rows (seed, "VAE"|"GAN") with FID, precision, recall, "trained" and optionally "even digits"). A model
+    leads on a score only if it leads on every seed; a comparison is drawn only when both models trained on
+    every seed, and there are at least 3 seeds."""
     gan, vae = scores.xs("GAN", level="model"), scores.xs("VAE", level="model")
     n = len(gan)
     gan_ok, vae_ok = int(gan["trained"].astype(bool).sum()), int(vae["trained"].astype(bool).sum())
@@ -515,6 +529,11 @@ def seeds_conclusion(scores: pd.DataFrame) -> str:
             return f"the VAE on all {n} seeds"
         return f"neither (the GAN on {int(gan_better.sum())} of {n} seeds)"
 
-    return (f"Both models trained on all {n} seeds. Lower FID: {lead('FID', False)}; higher precision: "
-            f"{lead('precision', True)}; higher recall: {lead('recall', True)}. A score is claimed for a model "
-            f"only where it leads on every seed.")
+    text = (f"Both models trained on all {n} seeds. Lower FID: {lead('FID', False)}; higher precision: "
+            f"{lead('precision', True)}; higher recall: {lead('recall', True)}.")
+    if "even digits" in scores:
+        low, high = COVERAGE_RANGE
+        even = {label: int(rows["even digits"].astype(bool).sum()) for label, rows in (("GAN", gan), ("VAE", vae))}
+        text += (f" Every digit between {low:.0%} and {high:.0%} of the samples: the GAN on {even['GAN']} of {n} "
+                 f"seeds, the VAE on {even['VAE']} of {n}.")
+    return text + " A score is claimed for a model only where it leads on every seed."

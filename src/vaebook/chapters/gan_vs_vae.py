@@ -170,15 +170,26 @@ def fits_by_seed(p: Params, fits: list[FitResult]) -> dict[int, tuple[FitResult,
     return {seed: (models[2 * i], models[2 * i + 1]) for i, seed in enumerate(p.seed_values())}
 
 
+def reconstruction_accuracy(p: Params, classifier: MNISTClassifier, vae: VAE) -> float:
+    """Share of the VAE's reconstructions (posterior means decoded) of the first N_TEST_ELBO test digits
+    that the classifier labels as the digit they came from."""
+    from ..classifier import classifier_accuracy
+
+    test = chapter_data(p).test
+    x, y = test.x[:N_TEST_ELBO], test.y[:N_TEST_ELBO]
+    return classifier_accuracy(classifier, vae.reconstruct(x), y)
+
+
 def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[FitResult, FitResult]]) -> pd.DataFrame:
     """Every seed's VAE and GAN scored the same way: ``n_samples`` samples each (the VAE's, then the GAN's,
     from one noise generator seeded with seed + 6, as the page's own samples) against the chapter's real
     reference set, in the classifier's features. One row per (seed, model) with FID, precision, recall, the
-    rarest and commonest digit's share, and whether the model trained: for the GAN the three criteria of
-    :func:`vaebook.sample_analysis.gan_criteria` (against that seed's VAE), for the VAE the checks of
-    :func:`vaebook.sample_analysis.vae_criteria`."""
+    rarest and commonest digit's share, whether every digit has 5-15% of the samples ("even digits"), and
+    whether the model trained: for the GAN the three criteria of :func:`vaebook.sample_analysis.gan_criteria`
+    (against that seed's VAE), for the VAE the checks of :func:`vaebook.sample_analysis.vae_criteria`, its
+    reconstructions being those of the first N_TEST_ELBO test digits (:func:`reconstruction_accuracy`)."""
     from ..quality import sample_quality
-    from ..sample_analysis import collapse_check, gan_criteria, vae_criteria
+    from ..sample_analysis import collapse_check, coverage_met, gan_criteria, vae_criteria
 
     real = chapter_data(p).real_test
     rows = []
@@ -191,13 +202,15 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
         trained = {
             "GAN": all(c.passed for c in gan_criteria(q["GAN"]["class_hist"], q["GAN"]["fid"], q["VAE"]["fid"],
                                                      q["GAN"]["precision"])),
-            "VAE": all(c.passed for c in vae_criteria((h.test_recon + h.test_kl).to_numpy(), q["VAE"]["class_hist"],
-                                                     collapse_check(x["VAE"], real)))}
+            "VAE": all(c.passed for c in vae_criteria((h.test_recon + h.test_kl).to_numpy(),
+                                                     collapse_check(x["VAE"], real),
+                                                     reconstruction_accuracy(p, classifier, vae_fit.model)))}
         for label in ("VAE", "GAN"):
             hist = q[label]["class_hist"]
             rows.append({"seed": seed, "model": label, "FID": q[label]["fid"], "precision": q[label]["precision"],
                          "recall": q[label]["recall"], "rarest digit": float(hist.min()),
-                         "commonest digit": float(hist.max()), "trained": trained[label]})
+                         "commonest digit": float(hist.max()), "even digits": coverage_met(hist),
+                         "trained": trained[label]})
     return pd.DataFrame(rows).set_index(["seed", "model"])
 
 
