@@ -148,11 +148,11 @@ def gan() -> Contract:
     from vaebook.gan import GAN
 
     arguments = {"noise_size": 99, "dropout": 0.3, "betas": (0.9, 0.999), "width": 16, "disc_hidden": 8,
-                 "r1_gamma": 2.0, "r1_every": 2}
+                 "r1_gamma": 2.0, "r1_every": 2, "ema": 0.9}
     assert constructor_arguments(GAN) == set(arguments)
-    # with a lazy R1 penalty (every 3rd step), so that resuming must also restore its step count; r1_every only
-    # matters where there is a penalty
-    base = {"r1_gamma": 1.0, "r1_every": 3}
+    # with a lazy R1 penalty (every 3rd step) and an averaged generator, so that resuming must also restore
+    # both step counts and the average; r1_every only matters where there is a penalty
+    base = {"r1_gamma": 1.0, "r1_every": 3, "ema": 0.99}
     variants = {f"{k}={v!r}": partial(GAN, **{**base, k: v}) for k, v in arguments.items()}
     return Contract(partial(GAN, **base), gan_losses, variants, lr=2e-4)  # the GAN chapter's (and DCGAN's) lr
 

@@ -165,6 +165,43 @@ def test_gan_rejects_bad_config():
         Discriminator(hidden=2.5)
 
 
+def test_averaged_generator_follows_the_formula_and_leaves_the_game_unchanged():
+    x = torch.rand(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def train(ema, steps=3):
+        torch.manual_seed(0)
+        gan = GAN(width=8, dropout=0.0, ema=ema)
+        optimizers = gan.make_optimizers(1e-3)
+        trajectory = [[p.detach().clone() for p in gan.generator.parameters()]]
+        for _ in range(steps):
+            gan.train_batch(x, None, optimizers)
+            trajectory.append([p.detach().clone() for p in gan.generator.parameters()])
+        return gan, trajectory
+
+    plain, _ = train(0.0)
+    averaged, trajectory = train(0.9)
+    # the average is only read, never trained against: both players move exactly as without it
+    for a, b in ((plain.generator, averaged.generator), (plain.discriminator, averaged.discriminator)):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    # theta_ema after t steps, computed here from the generator's weights after each step
+    expected = trajectory[0]
+    for t, weights in enumerate(trajectory[1:], start=1):
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = [d * e + (1 - d) * w for e, w in zip(expected, weights)]
+    for e, p in zip(expected, averaged.generator_ema.parameters()):
+        torch.testing.assert_close(p, e)
+    assert int(averaged.g_steps) == 3 and not any(p.requires_grad for p in averaged.generator_ema.parameters())
+    # samples come from the average; without ema from the generator itself
+    z = torch.randn(4, 100)
+    assert torch.equal(averaged.decode(z), torch.sigmoid(averaged.generator_ema(z)))
+    assert not torch.equal(averaged.decode(z), torch.sigmoid(averaged.generator(z)))
+    assert torch.equal(plain.decode(z), torch.sigmoid(plain.generator(z))) and not hasattr(plain, "generator_ema")
+    assert averaged.cache_key()["ema"] == 0.9 and "ema" not in plain.cache_key()
+    for bad in (1.0, -0.1, True, "0.9"):
+        with pytest.raises(ParameterError, match="ema must be a number in \\[0, 1\\)"):
+            GAN(ema=bad)
+
+
 def test_width_scales_the_generator_and_enters_the_cache_key():
     g = GAN(width=32).generator
     # dense 100 -> 7*7*32, two 4x4 transposed convolutions 32 -> 32, a 7x7 convolution 32 -> 1
@@ -233,7 +270,7 @@ def test_chapter_declares_classifier_then_a_vae_and_a_gan_per_seed():
     assert vae_job.model().config == VAEConfig(latent_size=16, arch="conv", loss_reduction="sum")
     gan = gan_job.model()
     assert (gan.width, gan.dropout) == (32, 0.0) and count_parameters(gan.generator) == 192_769
-    assert (gan_job.epochs, gan_job.batch_size, gan_job.lr) == (1, 64, 5e-4)
+    assert (gan_job.epochs, gan_job.batch_size, gan_job.lr, gan.ema) == (1, 64, 1e-3, 0.995)
     vae_x, _ = vae_job.data()
     gan_x, _ = gan_job.data()
     assert len(vae_x) == 1000 and torch.equal(gan_x, vae_x[:256])    # the GAN's images are the VAE's first
@@ -248,9 +285,11 @@ def test_full_profile_keeps_the_source_networks():
     gan = gan_vs_vae.jobs(chapters.resolve("gan_vs_vae", "full"))[2].model()
     assert count_parameters(gan.generator) == 1_164_289 and gan.dropout == 0.4
     assert count_parameters(gan.discriminator) == 40_705 and gan.r1_gamma == 0.0    # linear read-out, no R1
+    assert gan.ema == 0.0 and gan.sampler is gan.generator                         # samples from G itself
     default = gan_vs_vae.jobs(chapters.resolve("gan_vs_vae", "smoke"))[2].model()
     assert default.disc_hidden == gan_vs_vae.DEFAULT.gan_disc_hidden > 0
     assert default.r1_gamma == gan_vs_vae.DEFAULT.gan_r1_gamma > 0
+    assert default.ema == gan_vs_vae.DEFAULT.gan_ema > 0 and default.sampler is default.generator_ema
 
 
 def test_chapter_profiles_reject_what_the_notebook_rejected():
@@ -262,6 +301,8 @@ def test_chapter_profiles_reject_what_the_notebook_rejected():
         chapters.resolve("gan_vs_vae", "smoke", {"gan_disc_hidden": -3})
     with pytest.raises(ParameterError, match="gan_r1_gamma"):
         chapters.resolve("gan_vs_vae", "smoke", {"gan_r1_gamma": -1})
+    with pytest.raises(ParameterError, match="gan_ema must be a finite number >= 0 and <= 0.9999, got 1"):
+        chapters.resolve("gan_vs_vae", "smoke", {"gan_ema": 1})
     with pytest.raises(ParameterError, match="n_samples must be an integer >= 100 and <= 10,000"):
         chapters.resolve("gan_vs_vae", "smoke", {"n_samples": 20000})
     with pytest.raises(ParameterError, match=r"vae_loss must be one of \['sum', 'mean'\]"):
