@@ -661,7 +661,7 @@ table.style.format({"FID": "{:.1f}", "precision": "{:.3f}", "recall": "{:.3f}",
 # with seed 0 for about that budget (whole epochs, so the rows on all 60,000 images take a few more
 # steps; the table gives each row's), scored like the models above (2,000 samples against the same
 # 2,000 test digits, the same classifier); the last two columns are the discriminator's loss and mean
-# accuracy in its last epoch (at chance: 1.39 and 50%). It is measured by `bench/bench_gan_recipe.py` (about 9 minutes on two
+# accuracy in its last epoch (at chance: 1.39 and 50%). It is measured by `bench/bench_gan_recipe.py` (about 12 minutes on two
 # cores) and read from `book/reference/gan_recipe.csv`. Rows 6 and 7 are the two changes to the
 # discriminator described under *How the GAN works*: a hidden layer in its read-out, then the R1 penalty;
 # rows 8 and 9 raise the learning rate again and draw the samples from the averaged generator.
