@@ -17,8 +17,9 @@
 # {cite}`kingma2014vae` learns an encoder and a decoder and is trained on a bound of the likelihood; a
 # **generative adversarial network** {cite}`goodfellow2014gan` learns a generator by pitting it against a
 # discriminator. This chapter trains both on MNIST with the source study's own (Keras) networks,
-# translated to PyTorch (in the `default` profile the generator at a quarter of its width and a
-# discriminator that can judge whole digits; *How the GAN works* says why), each with
+# translated to PyTorch (in the `default` profile the generator at a quarter of its width, a
+# discriminator that can judge whole digits and samples from an average of the generator's weights;
+# *How the GAN works* says why), each with
 # several seeds, and compares what they produce: loss curves, samples while they learn, walks
 # through their latent spaces, a check for memorised training digits, and sample-quality numbers that are
 # calibrated so a reader can tell what they mean.
