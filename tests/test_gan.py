@@ -400,11 +400,11 @@ def test_recipe_reading_names_a_collapsed_row_and_compares_nothing_with_it():
     # only 1 -> 2 is a comparison between two trained rows (2 -> 3 and 3 -> 4 involve the collapsed row)
     assert 'lowered the FID most was "2. lr" (270.0 → 160.0)' in text
     assert 'raised the precision most was "2. lr" (0.40 → 0.44)' in text
-    assert ('Row "3. hidden" collapsed: recall 0.00, with its discriminator at loss 0.00 (mean accuracy 100%), so '
+    assert ('Run "3. hidden" collapsed: recall 0.00, with its discriminator at loss 0.00 (mean accuracy 100%), so '
             'its FID and precision (900.0, 1.00) describe no digits.') in text
     assert ('The next change, "4. r1", trained again: FID 55.0, precision 0.58, discriminator loss 1.16, against '
-            'FID 160.0 and precision 0.44 before the collapsed row\'s change.') in text
-    assert "No two neighbouring rows" in gan_vs_vae.recipe_reading(table.iloc[[0, 2]], 10.0)
+            'FID 160.0 and precision 0.44 before the collapsed run\'s change.') in text
+    assert "No two neighbouring runs" in gan_vs_vae.recipe_reading(table.iloc[[0, 2]], 10.0)
 
 
 def test_recipe_table_is_one_column_per_row_with_formatted_scores():
@@ -417,6 +417,11 @@ def test_recipe_table_is_one_column_per_row_with_formatted_scores():
     assert gan_vs_vae.recipe_legend(table) == "**1** source recipe; **5** learning rate 5e-4."
     assert shown.loc["G params"].tolist() == ["1,164,289", "192,769"]
     assert shown.loc["FID"].tolist() == ["274.8", "159.1"] and shown.loc["last D acc"].tolist() == ["54%", "69%"]
+    nine = pd.DataFrame({"FID": range(9)}, index=[f"{i}. change {i}" for i in range(1, 10)])
+    assert [list(t.columns) for t in gan_vs_vae.recipe_tables(nine)] == [["1", "2", "3", "4", "5"],
+                                                                         ["6", "7", "8", "9"]]
+    assert [len(t.columns) for t in gan_vs_vae.recipe_tables(nine, max_columns=4)] == [3, 3, 3]
+    assert [list(t.columns) for t in gan_vs_vae.recipe_tables(nine.iloc[:2])] == [["1", "2"]]
 
 
 def test_reference_profile_differs_from_the_default_only_in_training_budget():

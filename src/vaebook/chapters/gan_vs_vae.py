@@ -255,11 +255,11 @@ def recipe_reading(ablation: pd.DataFrame, seed_fid_range: float) -> str:
                  f"({ablation['precision'].iloc[at(best_precision) - 1]:.2f} → "
                  f"{ablation.loc[best_precision, 'precision']:.2f});")
     else:
-        text += " No two neighbouring rows both trained, so no change's effect on FID or precision is read;"
+        text += " No two neighbouring runs both trained, so no change's effect on FID or precision is read;"
     text += f" the one that cut the training time most was \"{fastest}\" ({speed_up[fastest]:.1f}× faster)."
     for name in ablation.index[collapsed]:
         row = ablation.loc[name]
-        text += (f" Row \"{name}\" collapsed: recall {row['recall']:.2f}, with its discriminator at loss "
+        text += (f" Run \"{name}\" collapsed: recall {row['recall']:.2f}, with its discriminator at loss "
                  f"{row['last D loss']:.2f} (mean accuracy {row['last D acc']:.0%}), so its FID and precision "
                  f"({row['FID']:.1f}, {row['precision']:.2f}) describe no digits.")
         following = at(name) + 1
@@ -270,12 +270,12 @@ def recipe_reading(ablation: pd.DataFrame, seed_fid_range: float) -> str:
             if following >= 2 and not collapsed.iloc[following - 2]:   # the row before the collapsed one
                 before = ablation.iloc[following - 2]
                 text += (f", against FID {before['FID']:.1f} and precision {before['precision']:.2f} before "
-                         f"the collapsed row's change")
+                         f"the collapsed run's change")
             text += "."
-    text += (f" The last row reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
-             f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each row is one "
+    text += (f" The last run reached FID {last['FID']:.1f} and precision {last['precision']:.2f} in "
+             f"{last['train s'] / src['train s']:.2f} of the source recipe's training time. Each run is one "
              f"seed: across this page's seeds the default GAN's FID spread over {seed_fid_range:.1f} points, so "
-             f"a smaller difference between two rows is not evidence of an effect.")
+             f"a smaller difference between two runs is not evidence of an effect.")
     return text
 
 
@@ -284,12 +284,25 @@ RECIPE_FORMATS = {"G params": "{:,.0f}", "steps": "{:,.0f}", "train s": "{:.0f}"
                   "last D loss": "{:.2f}", "last D acc": "{:.0%}"}
 
 
+RECIPE_COLUMNS = 5   # ablation rows per table on the page: more do not fit the page's column
+
+
 def recipe_table(ablation: pd.DataFrame) -> pd.DataFrame:
     """The ablation as text for the page, one column per row of the ablation (so it fits the column): the
     columns are the row numbers (:func:`recipe_legend` names their changes), the rows formatted scores."""
     numbers = [str(name).split(".", 1)[0] for name in ablation.index]
     body = {col: [fmt.format(v) for v in ablation[col]] for col, fmt in RECIPE_FORMATS.items() if col in ablation}
     return pd.DataFrame(body, index=numbers).T
+
+
+def recipe_tables(ablation: pd.DataFrame, max_columns: int = RECIPE_COLUMNS) -> list[pd.DataFrame]:
+    """:func:`recipe_table` of consecutive slices of the ablation, as few as keep each table within
+    ``max_columns`` columns, and as even as possible (9 rows: 5 and 4)."""
+    if max_columns < 1:
+        raise ValueError(f"max_columns must be >= 1, got {max_columns!r}")
+    n_tables = max(1, -(-len(ablation) // max_columns))
+    bounds = [-(-i * len(ablation) // n_tables) for i in range(n_tables + 1)]   # ceil: the first tables larger
+    return [recipe_table(ablation.iloc[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def recipe_legend(ablation: pd.DataFrame) -> str:
