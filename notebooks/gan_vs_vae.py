@@ -94,8 +94,8 @@
 # so the generator at the last step is one point on that orbit. The `default` profile draws its samples
 # from an exponential moving average of the generator's weights instead, updated after every generator
 # step, $\theta_\text{avg} \leftarrow d\,\theta_\text{avg} + (1 - d)\,\theta$ with
-# $d = \min(${glue:md}`gan_ema`$, (1 + t)/(10 + t))$ at step $t$ (the second term keeps the average from
-# remembering the random initial weights). The average never enters the game: the discriminator always
+# $d = \min(\delta, (1 + t)/(10 + t))$ at step $t$, $\delta$ = {glue:md}`gan_ema` (the second term keeps
+# the average from remembering the random initial weights). The average never enters the game: the discriminator always
 # trains against the current generator. Yazıcı et al. {cite}`yazici2019averaging` prove that such an
 # average shrinks the orbit around the equilibrium of simple games and find that it improves FID across
 # GAN architectures and objectives.
