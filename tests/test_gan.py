@@ -6,6 +6,7 @@ import math
 import pickle
 from functools import partial
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -554,13 +555,16 @@ class _Reconstructs(nn.Module):
         return self.how(x)
 
 
-def test_reconstruction_accuracy_uses_the_labelled_test_digits():
+def test_reconstruction_quality_uses_the_labelled_test_digits():
     p = gan_vs_vae.PROFILES["smoke"]
     test = gan_vs_vae.chapter_data(p).test
     x, y = test.x[:gan_vs_vae.N_TEST_ELBO], test.y[:gan_vs_vae.N_TEST_ELBO]
     oracle = _NearestTestDigit(x, y)
-    assert gan_vs_vae.reconstruction_accuracy(p, oracle, _Reconstructs(lambda v: v)) == 1.0
+    exact = gan_vs_vae.reconstruction_quality(p, oracle, _Reconstructs(lambda v: v))
+    assert exact["accuracy"] == 1.0
+    np.testing.assert_allclose(exact["hist"], np.bincount(y.numpy(), minlength=10) / len(y))
     # each digit "reconstructed" as its neighbour in the test set: right exactly where the two labels agree
-    shifted = gan_vs_vae.reconstruction_accuracy(p, oracle, _Reconstructs(lambda v: v.roll(1, 0)))
-    assert shifted == pytest.approx((y == y.roll(1, 0)).double().mean().item(), abs=1e-6)
-    assert 0.05 < shifted < 0.2
+    shifted = gan_vs_vae.reconstruction_quality(p, oracle, _Reconstructs(lambda v: v.roll(1, 0)))
+    assert shifted["accuracy"] == pytest.approx((y == y.roll(1, 0)).double().mean().item(), abs=1e-12)
+    assert 0.05 < shifted["accuracy"] < 0.2
+    np.testing.assert_allclose(shifted["hist"], exact["hist"])   # the same labels, moved by one

@@ -174,14 +174,16 @@ def fits_by_seed(p: Params, fits: list[FitResult]) -> dict[int, tuple[FitResult,
     return {seed: (models[2 * i], models[2 * i + 1]) for i, seed in enumerate(p.seed_values())}
 
 
-def reconstruction_accuracy(p: Params, classifier: MNISTClassifier, vae: VAE) -> float:
-    """Share of the VAE's reconstructions (posterior means decoded) of the first N_TEST_ELBO test digits
-    that the classifier labels as the digit they came from."""
-    from ..classifier import classifier_accuracy
+def reconstruction_quality(p: Params, classifier: MNISTClassifier, vae: VAE) -> dict:
+    """How the classifier reads the VAE's reconstructions (posterior means decoded) of the first N_TEST_ELBO
+    test digits: ``accuracy``, the share labelled as the digit they came from, and ``hist``, the share
+    labelled as each digit (10 numbers)."""
+    from ..classifier import classifier_probs
 
     test = chapter_data(p).test
-    x, y = test.x[:N_TEST_ELBO], test.y[:N_TEST_ELBO]
-    return classifier_accuracy(classifier, vae.reconstruct(x), y)
+    predicted = classifier_probs(classifier, vae.reconstruct(test.x[:N_TEST_ELBO])).argmax(1)
+    return {"accuracy": (predicted == test.y[:N_TEST_ELBO]).double().mean().item(),
+            "hist": np.bincount(predicted.numpy(), minlength=10) / len(predicted)}
 
 
 def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[FitResult, FitResult]]) -> pd.DataFrame:
@@ -191,7 +193,7 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
     rarest and commonest digit's share, whether every digit has 5-15% of the samples ("even digits"), and
     whether the model trained: for the GAN the three criteria of :func:`vaebook.sample_analysis.gan_criteria`
     (against that seed's VAE), for the VAE the checks of :func:`vaebook.sample_analysis.vae_criteria`, its
-    reconstructions being those of the first N_TEST_ELBO test digits (:func:`reconstruction_accuracy`)."""
+    reconstructions being those of the first N_TEST_ELBO test digits (:func:`reconstruction_quality`)."""
     from ..quality import sample_quality
     from ..sample_analysis import collapse_check, coverage_met, gan_criteria, vae_criteria
 
@@ -203,12 +205,12 @@ def seed_scores(p: Params, classifier: MNISTClassifier, fits: dict[int, tuple[Fi
              for label, fit in (("VAE", vae_fit), ("GAN", gan_fit))}
         q = {label: sample_quality(classifier, real, x[label]) for label in x}
         h = vae_fit.history
+        recognised = reconstruction_quality(p, classifier, vae_fit.model)["accuracy"]
         trained = {
             "GAN": all(c.passed for c in gan_criteria(q["GAN"]["class_hist"], q["GAN"]["fid"], q["VAE"]["fid"],
                                                      q["GAN"]["precision"])),
             "VAE": all(c.passed for c in vae_criteria((h.test_recon + h.test_kl).to_numpy(),
-                                                     collapse_check(x["VAE"], real),
-                                                     reconstruction_accuracy(p, classifier, vae_fit.model)))}
+                                                     collapse_check(x["VAE"], real), recognised))}
         for label in ("VAE", "GAN"):
             hist = q[label]["class_hist"]
             rows.append({"seed": seed, "model": label, "FID": q[label]["fid"], "precision": q[label]["precision"],
